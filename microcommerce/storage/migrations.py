@@ -28,7 +28,8 @@ _TOKENS = {
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 _CREATE_TABLE = re.compile(r"^CREATE\s+TABLE\b", re.IGNORECASE)
 _HAS_ENGINE = re.compile(r"\bENGINE\s*=", re.IGNORECASE)
-_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+_TABLE_NAME = re.compile(r"^[a-z_]+$")
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS {table} (
     version INTEGER PRIMARY KEY,
     name VARCHAR(255) NOT NULL,
     applied_at VARCHAR(32) NOT NULL
@@ -95,15 +96,21 @@ def _exclusive(db: Database) -> contextlib.AbstractAsyncContextManager[None]:
     return contextlib.nullcontext()
 
 
-async def migrate(db: Database, schema_dir: Path) -> list[str]:
-    """Apply pending migrations from ``schema_dir``; return the names of those applied now."""
+async def migrate(db: Database, schema_dir: Path, *, table: str = "schema_migrations") -> list[str]:
+    """Apply pending migrations from ``schema_dir``; return the names of those applied now.
+
+    ``table`` records what was applied; a separate table lets the runtime's own messaging
+    tables (outbox, inbox) be versioned independently of a service's schema.
+    """
+    if not _TABLE_NAME.match(table):
+        raise StorageError(f"bad migrations table name {table!r}")
     migrations = load_migrations(Path(schema_dir), db.dialect)
     applied: list[str] = []
     async with _exclusive(db):
-        for statement in render(_VERSION_TABLE, db.dialect):
+        for statement in render(_VERSION_TABLE.format(table=table), db.dialect):
             await db.execute(statement)
         done = {
-            row["version"] for row in await db.fetch_all("SELECT version FROM schema_migrations")
+            row["version"] for row in await db.fetch_all(f"SELECT version FROM {table}")
         }
         for migration in migrations:
             if migration.version in done:
@@ -111,13 +118,13 @@ async def migrate(db: Database, schema_dir: Path) -> list[str]:
             try:
                 async with db.transaction() as tx:
                     if await tx.fetch_one(
-                        "SELECT version FROM schema_migrations WHERE version = ?", migration.version
+                        f"SELECT version FROM {table} WHERE version = ?", migration.version
                     ):
                         continue  # another worker applied it since we looked
                     for statement in migration.statements:
                         await tx.execute(statement)
                     await tx.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        f"INSERT INTO {table} (version, name, applied_at) VALUES (?, ?, ?)",
                         migration.version,
                         migration.name,
                         datetime.now(UTC).isoformat(timespec="seconds"),

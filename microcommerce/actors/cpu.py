@@ -1,0 +1,20 @@
+"""A small process-wide pool for CPU-heavy work (password hashing).
+
+bcrypt releases the GIL, so two threads use both cores; callers await it from an event loop
+instead of hashing inside a worker whose mailbox others wait on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+CPU_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpu")
+
+
+async def run_cpu(fn: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(CPU_POOL, fn, *args)

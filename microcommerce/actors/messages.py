@@ -1,0 +1,59 @@
+"""Runtime messages between actors of one process (never serialized, so plain slotted classes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from microcommerce.contracts.events import EventEnvelope
+
+ReplyFn = Callable[[Any, BaseException | None], None]
+
+
+@dataclass(slots=True)
+class Ask:
+    """A command plus where its answer goes; reply is called from the worker's thread."""
+
+    command: Any
+    reply: ReplyFn | None = None
+
+
+@dataclass(slots=True)
+class Deliver:
+    """An event for one consumer group; `done` lets a broker adapter commit its offset."""
+
+    envelope: EventEnvelope
+    topic: str
+    key: str
+    done: Callable[[], None] | None = None
+
+
+@dataclass(slots=True)
+class TimerFired:
+    name: str
+    message: Any
+
+
+@dataclass(slots=True)
+class Restart:
+    reason: str
+
+
+@dataclass(slots=True)
+class ChildFailed:
+    child_id: str
+    error: str
+
+
+@dataclass(slots=True)
+class Directive:
+    """The supervisor's answer to a failure: restart after `delay_s`, or give up."""
+
+    action: str  # "restart" | "escalate"
+    delay_s: float = 0.0
+
+
+@dataclass(slots=True)
+class Flush:
+    pass

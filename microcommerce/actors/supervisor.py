@@ -1,0 +1,115 @@
+"""Supervision in the Erlang/OTP sense: child specs, one_for_one / one_for_all, restart intensity.
+
+A failing child asks its supervisor what to do (`ChildFailed` → `Directive`). Within the
+intensity (at most `max_restarts` in `window_s`) the answer is restart after an exponential
+backoff; beyond it the supervisor escalates: it gives up, and the owner marks the service
+unhealthy so `/health` reports it and an orchestrator can replace the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pykka
+
+from microcommerce.actors.messages import ChildFailed, Directive, Restart
+
+log = logging.getLogger(__name__)
+
+ONE_FOR_ONE = "one_for_one"
+ONE_FOR_ALL = "one_for_all"
+
+
+@dataclass(slots=True)
+class ChildSpec:
+    """How to start one child; `start` returns a running actor's ref."""
+
+    id: str
+    start: Callable[[], pykka.ActorRef]
+
+
+@dataclass(slots=True)
+class RestartPolicy:
+    strategy: str = ONE_FOR_ONE
+    max_restarts: int = 5
+    window_s: float = 10.0
+    backoff_base_s: float = 0.05
+    backoff_max_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in (ONE_FOR_ONE, ONE_FOR_ALL):
+            raise ValueError(f"unknown supervision strategy {self.strategy!r}")
+
+
+class RestartIntensity:
+    """Sliding window of restart times; `allow()` records one restart or refuses it."""
+
+    def __init__(self, max_restarts: int, window_s: float, clock: Callable[[], float] = time.monotonic):
+        self.max_restarts = max_restarts
+        self.window_s = window_s
+        self._clock = clock
+        self._times: deque[float] = deque()
+
+    def allow(self) -> bool:
+        now = self._clock()
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+        if len(self._times) >= self.max_restarts:
+            return False
+        self._times.append(now)
+        return True
+
+    @property
+    def recent(self) -> int:
+        return len(self._times)
+
+
+class Supervisor(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(self, name: str, policy: RestartPolicy, on_escalate: Callable[[str], None]) -> None:
+        super().__init__()
+        self.name = name
+        self.policy = policy
+        self.intensity = RestartIntensity(policy.max_restarts, policy.window_s)
+        self.children: dict[str, pykka.ActorRef] = {}
+        self.restarts_total = 0
+        self.escalated: str | None = None
+        self._on_escalate = on_escalate
+
+    def start_children(self, specs: list[ChildSpec]) -> None:
+        for spec in specs:
+            self.children[spec.id] = spec.start()
+
+    def child_refs(self) -> dict[str, pykka.ActorRef]:
+        return dict(self.children)
+
+    def on_receive(self, message: object) -> Directive | None:
+        if isinstance(message, ChildFailed):
+            return self._child_failed(message)
+        return None
+
+    def _child_failed(self, failure: ChildFailed) -> Directive:
+        if self.escalated or not self.intensity.allow():
+            if not self.escalated:
+                self.escalated = (
+                    f"{failure.child_id} failed more than {self.policy.max_restarts} times "
+                    f"in {self.policy.window_s:g}s (last: {failure.error})"
+                )
+                log.error("supervisor %s escalates: %s", self.name, self.escalated)
+                self._on_escalate(self.escalated)
+            return Directive("escalate")
+        self.restarts_total += 1
+        attempt = self.intensity.recent
+        delay = min(self.policy.backoff_base_s * 2 ** (attempt - 1), self.policy.backoff_max_s)
+        log.warning("supervisor %s restarts %s in %.2fs after: %s", self.name, failure.child_id,
+                    delay, failure.error)
+        if self.policy.strategy == ONE_FOR_ALL:
+            for child_id, ref in self.children.items():
+                if child_id != failure.child_id and ref.is_alive():
+                    ref.tell(Restart(f"sibling {failure.child_id} failed"))
+        return Directive("restart", delay)

@@ -1,0 +1,203 @@
+"""One service's actor system: supervisor, keyed workers, outbox relay, event subscriptions.
+
+Ten of these live in one process in dev mode; each keeps its own actors (no shared registry),
+its own database and its own dead-letter counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from microcommerce.actors.bus import Bus
+from microcommerce.actors.deadletters import DeadLetters
+from microcommerce.actors.messages import Ask, Deliver, Flush
+from microcommerce.actors.router import KeyRouter
+from microcommerce.actors.service import ServiceActor
+from microcommerce.actors.supervisor import ChildSpec, RestartPolicy, Supervisor
+from microcommerce.actors.worker import OutboxRelay, Ping, Worker
+from microcommerce.config import Settings
+from microcommerce.contracts.events import EventEnvelope, event_type
+from microcommerce.errors import Overloaded, ServiceError, ServiceUnavailable, UpstreamTimeout
+from microcommerce.storage import Database, migrate, open_database
+
+log = logging.getLogger(__name__)
+MESSAGING_SCHEMA = Path(__file__).parent / "schema"
+
+
+class ActorSystem:
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        bus: Bus,
+        logic_cls: type[ServiceActor],
+        schema_dir: Path | None,
+        *,
+        workers: int | None = None,
+        policy: RestartPolicy | None = None,
+        dead_letters: DeadLetters | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.bus = bus
+        self.logic_cls = logic_cls
+        self.schema_dir = schema_dir
+        self.worker_count = workers or settings.workers
+        self.mailbox_size = settings.mailbox_size
+        self.policy = policy or RestartPolicy(
+            max_restarts=settings.supervisor_max_restarts, window_s=settings.supervisor_window_s
+        )
+        self.dead_letters = dead_letters or DeadLetters()
+        self.database_url = settings.database_url_of(name)
+        self.flush_requested = threading.Event()
+        self.escalation: str | None = None
+        self.supervisor: pykka.ActorRef | None = None
+        self.router: KeyRouter[pykka.ActorRef] | None = None
+        self.relay: pykka.ActorRef | None = None
+        self._anchor: Database | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def open_database(self) -> Database:
+        return open_database(self.database_url)
+
+    async def migrate(self) -> list[str]:
+        """Apply the messaging tables and this service's migrations (on a private loop/thread)."""
+
+        async def run() -> list[str]:
+            db = self.open_database()
+            await db.connect()
+            try:
+                applied = await migrate(db, MESSAGING_SCHEMA, table="messaging_migrations")
+                if self.schema_dir is not None:
+                    applied += await migrate(db, self.schema_dir)
+                return applied
+            finally:
+                if db.dialect == "sqlite":
+                    self._anchor = db  # an in-memory database lives while one connection is open
+                else:
+                    await db.close()
+
+        return await asyncio.to_thread(asyncio.run, run())
+
+    def start(self) -> None:
+        """Start supervisor, workers and relay, then subscribe to the events the logic handles."""
+        self.supervisor = Supervisor.start(self.name, self.policy, self._escalated)
+        workers = [
+            ChildSpec(f"{self.name}-worker-{i}", lambda i=i: Worker.start(self, i, self.logic_cls))
+            for i in range(self.worker_count)
+        ]
+        relay = ChildSpec(f"{self.name}-outbox-relay", lambda: OutboxRelay.start(self))
+        self.supervisor.proxy().start_children([*workers, relay]).get()
+        refs = self.supervisor.proxy().child_refs().get()
+        self.router = KeyRouter([refs[spec.id] for spec in workers])
+        self.relay = refs[relay.id]
+        topics = {event_type(name).topic for name in self.logic_cls.handled_event_types()}
+        for topic in sorted(topics):
+            self.bus.subscribe(topic, self.name, self.deliver_event)
+        self.bus.register_endpoint(self.name, self)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the relay (unsent rows wait in the outbox), then let workers drain their mailboxes."""
+        refs = ([self.relay] if self.relay else []) + (self.router.routees if self.router else [])
+        for ref in refs:
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+        if self.supervisor is not None:
+            try:
+                self.supervisor.stop(block=True, timeout=timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+        if self._anchor is not None:
+            anchor, self._anchor = self._anchor, None
+            asyncio.run(anchor.close())
+
+    def _escalated(self, reason: str) -> None:
+        self.escalation = reason
+
+    # -- messaging -----------------------------------------------------------------------
+    async def ask(self, command: Any, *, timeout: float | None = None) -> Any:
+        """Send a command to the worker for its key and await the reply without blocking the loop."""
+        if self.router is None:
+            raise ServiceUnavailable(f"{self.name} service is not started")
+        ref = self.router.route(getattr(command, "routing_key", None))
+        if ref.actor_inbox.qsize() >= self.mailbox_size:
+            self.dead_letters.record(self.name, "mailbox-full", command)
+            raise Overloaded(f"{self.name} service is overloaded, retry shortly")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def reply(result: Any, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+        try:
+            ref.tell(Ask(command, reply))
+        except pykka.ActorDeadError:
+            self.dead_letters.record(self.name, "stopped", command)
+            raise ServiceUnavailable(f"{self.name} service is unavailable") from None
+        wait = timeout if timeout is not None else self.settings.timeout_of(self.name)
+        timer = loop.call_later(wait, _expire, future, f"{self.name} service did not answer in {wait:g}s")
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def deliver_event(self, envelope: EventEnvelope, topic: str, key: str, done: Any = None) -> None:
+        """Bus callback: route an event to the worker owning its key (events bypass the bound)."""
+        if self.router is None:
+            self.dead_letters.record(self.name, "not-started", envelope)
+            return
+        try:
+            self.router.route(key).tell(Deliver(envelope, topic, key, done))
+        except pykka.ActorDeadError:
+            self.dead_letters.record(self.name, "stopped", envelope)
+
+    def request_flush(self) -> None:
+        """Wake the relay; coalesced so a burst of commits costs one outbox scan."""
+        if self.relay is not None and not self.flush_requested.is_set():
+            self.flush_requested.set()
+            try:
+                self.relay.tell(Flush())
+            except pykka.ActorDeadError:
+                pass
+
+    # -- observability -------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {"supervisor": self.escalation or "ok"}
+        try:
+            checks["db"] = "ok" if await self.ask(Ping(), timeout=2.0) else "down"
+        except ServiceError as err:
+            checks["db"] = err.message
+        alive = sum(ref.is_alive() for ref in self.router.routees) if self.router else 0
+        checks["workers"] = f"{alive}/{self.worker_count}"
+        healthy = checks["db"] == "ok" and self.escalation is None and alive == self.worker_count
+        return {"status": "up" if healthy else "down", "checks": checks}
+
+    def mailbox_depths(self) -> list[int]:
+        return [ref.actor_inbox.qsize() for ref in self.router.routees] if self.router else []
+
+    def restarts_total(self) -> int:
+        if self.supervisor is None or not self.supervisor.is_alive():
+            return 0
+        return self.supervisor.proxy().restarts_total.get(timeout=1)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _expire(future: asyncio.Future[Any], message: str) -> None:
+    if not future.done():
+        future.set_exception(UpstreamTimeout(message))

@@ -1,0 +1,215 @@
+"""Typed settings and the layered loader.
+
+Names follow the seeds: a field `rate_limit_max` is the env var `RATE_LIMIT_MAX`; per-service
+maps use `{SERVICE}_PORT`, `{SERVICE}_SERVICE_URL`, `{SERVICE}_TIMEOUT_MS`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+SERVICE_NAMES: tuple[str, ...] = (
+    "gateway",
+    "user",
+    "cart",
+    "order",
+    "product",
+    "inventory",
+    "search",
+    "payment",
+    "notification",
+    "audit",
+)
+DEFAULT_PORTS = {name: 3000 + i for i, name in enumerate(SERVICE_NAMES)}
+PER_SERVICE_MAPS = {"ports": "_PORT", "service_urls": "_SERVICE_URL", "timeouts_ms": "_TIMEOUT_MS"}
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message is one line naming the setting."""
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    profile: str = "dev"
+    host: str = "127.0.0.1"
+    data_dir: str = "./var"
+    ephemeral: bool = False
+    # Database URL; `{service}` is replaced by the service name. Empty: SQLite under data_dir.
+    database_url: str = ""
+    bus_url: str = "local"
+    jwt_secret: str = ""
+    jwt_ttl_s: int = 86400
+    internal_token: str = ""
+    rate_limit_window_ms: int = 60000
+    rate_limit_max: int = 120
+    password_hash_cost: int = 10
+    bootstrap_admin_email: str = ""
+    bootstrap_admin_password: str = ""
+    bootstrap_admin_name: str = "Admin"
+    demo_catalog: bool = False
+    workers: int = 4
+    mailbox_size: int = 1000
+    request_timeout_ms: int = 4000
+    ports: dict[str, int] = msgspec.field(default_factory=dict)
+    service_urls: dict[str, str] = msgspec.field(default_factory=dict)
+    timeouts_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    supervisor_max_restarts: int = 5
+    supervisor_window_s: float = 10.0
+    event_max_attempts: int = 5
+    outbox_poll_ms: int = 1000
+    reservation_ttl_s: int = 900
+    reservation_sweep_interval_ms: int = 5000
+    notification_channels: list[str] = msgspec.field(default_factory=lambda: ["email", "sms", "push"])
+    cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    expose_internal: bool = False
+    access_log: bool = True
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _check(self.rate_limit_window_ms > 0, "RATE_LIMIT_WINDOW_MS", "must be > 0")
+        _check(self.rate_limit_max > 0, "RATE_LIMIT_MAX", "must be > 0")
+        _check(4 <= self.password_hash_cost <= 16, "PASSWORD_HASH_COST", "must be 4..16 (bcrypt cost)")
+        _check(1 <= self.workers <= 64, "WORKERS", "must be 1..64")
+        _check(self.mailbox_size >= 1, "MAILBOX_SIZE", "must be >= 1")
+        _check(self.request_timeout_ms > 0, "REQUEST_TIMEOUT_MS", "must be > 0")
+        _check(self.jwt_ttl_s > 0, "JWT_TTL_S", "must be > 0")
+        _check(self.reservation_ttl_s > 0, "RESERVATION_TTL_S", "must be > 0")
+        _check(self.reservation_sweep_interval_ms > 0, "RESERVATION_SWEEP_INTERVAL_MS", "must be > 0")
+        _check(self.log_level in ("debug", "info", "warning", "error"), "LOG_LEVEL",
+               "must be one of debug, info, warning, error")
+        bad = set(self.notification_channels) - {"email", "sms", "push"}
+        _check(not bad, "NOTIFICATION_CHANNELS", f"unknown channel(s) {sorted(bad)}; use email, sms, push")
+        for name in (*self.ports, *self.service_urls, *self.timeouts_ms):
+            _check(name in SERVICE_NAMES, name.upper(), f"unknown service; known: {', '.join(SERVICE_NAMES)}")
+        for name, port in self.ports.items():
+            _check(0 <= port <= 65535, f"{name.upper()}_PORT", "must be 0..65535")
+        for name, url in self.service_urls.items():
+            _check(url.startswith(("http://", "https://")), f"{name.upper()}_SERVICE_URL", "must start with http:// or https://")
+        if self.jwt_secret and len(self.jwt_secret) < 16:
+            raise ConfigError("JWT_SECRET: must be at least 16 characters")
+        # Dev convenience: secrets generated per process when not configured.
+        if not self.jwt_secret:
+            self.jwt_secret = secrets.token_urlsafe(32)
+        if not self.internal_token:
+            self.internal_token = secrets.token_urlsafe(24)
+
+    def port_of(self, service: str) -> int:
+        return self.ports.get(service, DEFAULT_PORTS[service])
+
+    def url_of(self, service: str) -> str:
+        return self.service_urls.get(service) or f"http://{self.host}:{self.port_of(service)}"
+
+    def timeout_of(self, service: str) -> float:
+        return self.timeouts_ms.get(service, self.request_timeout_ms) / 1000.0
+
+    def database_url_of(self, service: str) -> str:
+        if self.database_url:
+            return self.database_url.replace("{service}", service)
+        if self.ephemeral:
+            return f"sqlite://memory/{service}-{id(self)}"
+        return f"sqlite:///{Path(self.data_dir) / f'{service}.db'}"
+
+
+def _check(ok: bool, name: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: {problem}")
+
+
+_FIELDS = {f.name for f in msgspec.structs.fields(Settings)}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in _FIELDS - set(PER_SERVICE_MAPS):
+        raw = env.get(name.upper())
+        if raw is not None and raw != "":
+            values[name] = _parse_env_value(name, raw)
+    for field, suffix in PER_SERVICE_MAPS.items():
+        found = {s: env[f"{s.upper()}{suffix}"] for s in SERVICE_NAMES if env.get(f"{s.upper()}{suffix}")}
+        if found:
+            values[field] = found
+    return values
+
+
+def _parse_env_value(name: str, raw: str) -> Any:
+    if name in ("notification_channels", "cors_origins"):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise ConfigError(f"--config: unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+    return data
+
+
+def _merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key in PER_SERVICE_MAPS and isinstance(value, dict):
+                merged[key] = {**merged.get(key, {}), **value}
+            else:
+                merged[key] = value
+    return merged
+
+
+_PATH_RE = re.compile(r"\$\.([a-z_]+)(?:\['([a-z_]+)'\])?")
+
+
+def _setting_name(msg: str) -> str:
+    match = _PATH_RE.search(msg)
+    if not match:
+        return "config"
+    field, sub = match.groups()
+    if field in PER_SERVICE_MAPS and sub:
+        return f"{sub.upper()}{PER_SERVICE_MAPS[field]}"
+    return field.upper()
+
+
+_MAP_VALUE_TYPES = {"ports": int, "service_urls": str, "timeouts_ms": int}
+
+
+def _check_service_maps(merged: dict[str, Any]) -> None:
+    """Validate per-service maps entry by entry so the error names e.g. CART_PORT."""
+    for field, suffix in PER_SERVICE_MAPS.items():
+        for service, value in (merged.get(field) or {}).items():
+            try:
+                msgspec.convert(value, _MAP_VALUE_TYPES[field], strict=False)
+            except msgspec.ValidationError:
+                kind = _MAP_VALUE_TYPES[field].__name__
+                raise ConfigError(f"{service.upper()}{suffix}: expected {kind}, got {value!r}") from None
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Layer the sources (flags win) and validate; raises ConfigError with one line."""
+    env = os.environ if env is None else env
+    config_file = config_file or env.get("MICROCOMMERCE_CONFIG")
+    file_values = _from_toml(Path(config_file)) if config_file else {}
+    merged = _merge(file_values, _from_env(env), {k: v for k, v in (flags or {}).items() if v is not None})
+    _check_service_maps(merged)
+    try:
+        return msgspec.convert(merged, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        problem = msg.split(" - at ")[0].replace("`", "")
+        raise ConfigError(f"{_setting_name(msg)}: {problem[0].lower()}{problem[1:]}") from None

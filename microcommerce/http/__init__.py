@@ -1,0 +1,1 @@
+"""aiohttp front end: app factory, middlewares, the actor bridge, auth, metrics, gateway."""

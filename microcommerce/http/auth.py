@@ -1,0 +1,111 @@
+"""JWT authentication, role checks and token revocation.
+
+Tokens carry a token version (`tv`). A password change bumps the version and announces it
+(`USER_PASSWORD_CHANGED`); every process keeps the minimum valid version per user from those
+events, so tokens issued before the change stop working in every service.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import jwt
+import msgspec
+from aiohttp import web
+
+from microcommerce.errors import Forbidden, Unauthorized
+
+PRINCIPAL_KEY = "principal"
+
+
+class Principal(msgspec.Struct, frozen=True):
+    id: int
+    role: str
+    email: str = ""
+    name: str = ""
+    tv: int = 0
+
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class Revocations:
+    """Per-user minimum token version, and users whose tokens are all void (deleted/blocked)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._min_version: dict[int, int] = {}
+        self._void: set[int] = set()
+
+    def raise_min_version(self, user_id: int, version: int) -> None:
+        with self._lock:
+            self._min_version[user_id] = max(self._min_version.get(user_id, 0), version)
+
+    def set_void(self, user_id: int, void: bool) -> None:
+        with self._lock:
+            (self._void.add if void else self._void.discard)(user_id)
+
+    def accepts(self, principal: Principal) -> bool:
+        return principal.id not in self._void and principal.tv >= self._min_version.get(principal.id, 0)
+
+
+class TokenIssuer:
+    def __init__(self, secret: str, ttl_s: int, revocations: Revocations) -> None:
+        self.secret = secret
+        self.ttl_s = ttl_s
+        self.revocations = revocations
+
+    def issue(self, principal: Principal) -> str:
+        now = int(time.time())
+        claims = {"sub": str(principal.id), "role": principal.role, "email": principal.email,
+                  "name": principal.name, "tv": principal.tv, "iat": now, "exp": now + self.ttl_s}
+        return jwt.encode(claims, self.secret, algorithm="HS256")
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims: dict[str, Any] = jwt.decode(token, self.secret, algorithms=["HS256"],
+                                                options={"require": ["sub", "exp"]})
+            principal = Principal(id=int(claims["sub"]), role=str(claims.get("role", "user")),
+                                  email=str(claims.get("email", "")), name=str(claims.get("name", "")),
+                                  tv=int(claims.get("tv", 0)))
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("Token expired") from None
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise Unauthorized("Invalid token") from None
+        if not self.revocations.accepts(principal):
+            raise Unauthorized("Token revoked")
+        return principal
+
+
+TOKEN_ISSUER = web.AppKey("token_issuer", TokenIssuer)
+
+
+def authenticate(request: web.Request) -> Principal:
+    """The caller's identity from `Authorization: Bearer <jwt>`, else 401."""
+    cached = request.get(PRINCIPAL_KEY)
+    if cached is not None:
+        return cached
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authentication required")
+    principal = request.app[TOKEN_ISSUER].verify(token.strip())
+    request[PRINCIPAL_KEY] = principal
+    return principal
+
+
+def require_role(request: web.Request, *roles: str) -> Principal:
+    """Authenticate and insist on one of `roles`, else 403."""
+    principal = authenticate(request)
+    if roles and principal.role not in roles:
+        raise Forbidden(f"Requires role: {' or '.join(roles)}")
+    return principal
+
+
+def require_owner_or_admin(request: web.Request, owner_id: int) -> Principal:
+    principal = authenticate(request)
+    if principal.id != owner_id and not principal.is_admin():
+        raise Forbidden("Only the owner or an admin may do this")
+    return principal

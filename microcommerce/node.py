@@ -1,0 +1,114 @@
+"""Assembles one process: which services, which bus, databases, ports; start and stop order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from microcommerce.actors.bus import Bus, LocalBus
+from microcommerce.actors.deadletters import DeadLetters
+from microcommerce.actors.system import ActorSystem
+from microcommerce.config import Settings
+from microcommerce.contracts import user as user_contract
+from microcommerce.contracts.events import USER_EVENTS, EventEnvelope
+from microcommerce.http.app import create_app
+from microcommerce.http.auth import Revocations, TokenIssuer
+from microcommerce.services import ServiceSpec, load_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    spec: ServiceSpec
+    app: web.Application
+    system: ActorSystem | None
+    runner: web.AppRunner | None = None
+    port: int | None = None
+
+
+class Node:
+    """The services of this process. `dev` runs all ten; `serve` runs the ones it is given."""
+
+    def __init__(self, settings: Settings, services: list[str], *, bus: Bus | None = None,
+                 serve_http: bool = True) -> None:
+        self.settings = settings
+        self.service_names = services
+        self.bus = bus or LocalBus()
+        self.serve_http = serve_http
+        self.dead_letters = DeadLetters()
+        self.revocations = Revocations()
+        self.issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, self.revocations)
+        self.services: dict[str, ServiceRuntime] = {}
+        self.ready_results: dict[str, Any] = {}
+
+    def system(self, name: str) -> ActorSystem:
+        system = self.services[name].system
+        if system is None:
+            raise KeyError(f"{name} has no actor system")
+        return system
+
+    def app(self, name: str) -> web.Application:
+        return self.services[name].app
+
+    async def start(self) -> None:
+        self.bus.start()
+        self.bus.subscribe(USER_EVENTS, f"auth-{id(self)}", self._observe_user_event)
+        try:
+            for name in self.service_names:
+                await self._start_service(load_spec(name))
+            for name, runtime in self.services.items():
+                if runtime.spec.on_ready is not None:
+                    self.ready_results[name] = await runtime.spec.on_ready(self)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_service(self, spec: ServiceSpec) -> None:
+        system = None
+        if spec.logic is not None:
+            system = ActorSystem(spec.name, self.settings, self.bus, spec.logic, spec.schema_dir,
+                                 workers=spec.workers, dead_letters=self.dead_letters)
+            applied = await system.migrate()
+            if applied:
+                log.info("%s: applied migrations %s", spec.name, ", ".join(applied))
+            system.start()
+        app = create_app(spec.name, self.settings, self.issuer, system=system, bus=self.bus,
+                         setup_routes=spec.setup_routes)
+        app["node"] = self
+        runtime = ServiceRuntime(spec, app, system)
+        self.services[spec.name] = runtime
+        if self.serve_http:
+            runtime.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runtime.runner.setup()
+            site = web.TCPSite(runtime.runner, self.settings.host, self.settings.port_of(spec.name),
+                               reuse_address=True)
+            await site.start()
+            runtime.port = self.settings.port_of(spec.name)
+
+    async def stop(self) -> None:
+        """HTTP first (no new work), then each system drains its mailboxes, then the bus."""
+        for runtime in self.services.values():
+            if runtime.runner is not None:
+                await runtime.runner.cleanup()
+                runtime.runner = None
+        for runtime in reversed(list(self.services.values())):
+            if runtime.system is not None:
+                await asyncio.to_thread(runtime.system.stop)
+        self.bus.stop()
+
+    def _observe_user_event(self, envelope: EventEnvelope, topic: str, key: str, done: Any) -> None:
+        """Keep token revocations current in this process (password changes, deletions, blocks)."""
+        data = envelope.data
+        if envelope.eventType == user_contract.USER_PASSWORD_CHANGED:
+            self.revocations.raise_min_version(data.id, data.tokenVersion)
+        elif envelope.eventType == user_contract.USER_DELETED:
+            self.revocations.set_void(data.id, True)
+        elif envelope.eventType == user_contract.USER_UPDATED:
+            self.revocations.set_void(data.id, data.accountStatus != "active")
+        if done is not None:
+            done()

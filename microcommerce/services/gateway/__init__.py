@@ -1,0 +1,105 @@
+"""Gateway (port 3000): the single public entry point; proxies by path prefix to each service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from microcommerce.errors import NotFound, ServiceUnavailable, UpstreamTimeout
+from microcommerce.http.app import HEALTH_CHECK, SETTINGS
+from microcommerce.http.auth import authenticate
+from microcommerce.http.client import CircuitBreaker
+from microcommerce.http.middlewares import INTERNAL_TOKEN_HEADER, REQUEST_ID
+from microcommerce.services import ServiceSpec
+
+ROUTES = {
+    "auth": "user", "users": "user", "carts": "cart", "orders": "order", "products": "product",
+    "categories": "product", "inventory": "inventory", "search": "search", "payments": "payment",
+    "notifications": "notification", "audit": "audit",
+}
+# Hop-by-hop and per-response headers the gateway sets itself.
+DROPPED_RESPONSE_HEADERS = {
+    "connection", "keep-alive", "transfer-encoding", "content-length", "server", "date",
+    "x-request-id", "x-content-type-options", "x-frame-options", "referrer-policy",
+    "permissions-policy", "cross-origin-resource-policy", "content-encoding",
+}
+DROPPED_REQUEST_HEADERS = {"host", "connection", "keep-alive", "transfer-encoding", "content-length",
+                           INTERNAL_TOKEN_HEADER.lower()}
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+BREAKERS = web.AppKey("breakers", dict)
+
+
+def target_service(path: str) -> str | None:
+    first = path.lstrip("/").split("/", 1)[0]
+    return ROUTES.get(first)
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if request.path.startswith("/internal/") and not settings.expose_internal:
+        raise NotFound(f"Route not found: {request.method} {request.path}")
+    service = target_service(request.path)
+    if service is None:
+        raise NotFound(f"Route not found: {request.method} {request.path}")
+    if "Authorization" in request.headers:
+        authenticate(request)  # reject a bad token here, before it costs a hop
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED_REQUEST_HEADERS}
+    headers[INTERNAL_TOKEN_HEADER] = settings.internal_token
+    headers["X-Request-Id"] = request[REQUEST_ID]
+    headers["X-Forwarded-For"] = request.remote or ""
+    breaker: CircuitBreaker = request.app[BREAKERS].setdefault(service, CircuitBreaker(service))
+    breaker.before_call()
+    url = settings.url_of(service) + request.rel_url.path_qs
+    timeout = aiohttp.ClientTimeout(total=settings.timeout_of(service))
+    try:
+        async with request.app[SESSION].request(request.method, url, headers=headers,
+                                                data=await request.read(), timeout=timeout,
+                                                allow_redirects=False) as upstream:
+            body = await upstream.read()
+            out_headers = {k: v for k, v in upstream.headers.items()
+                           if k.lower() not in DROPPED_RESPONSE_HEADERS}
+            breaker.succeeded()
+            return web.Response(body=body, status=upstream.status, headers=out_headers)
+    except TimeoutError:
+        breaker.failed()
+        raise UpstreamTimeout(f"{service} service did not answer in time") from None
+    except aiohttp.ClientError:
+        breaker.failed()
+        raise ServiceUnavailable(f"{service} service is unavailable") from None
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        app[SESSION] = session
+        app[BREAKERS] = {}
+        yield
+
+
+async def _downstream_health(app: web.Application) -> dict:
+    settings = app[SETTINGS]
+    names = [n for n in app["node"].service_names if n != "gateway"] or list(ROUTES.values())
+
+    async def probe(name: str) -> tuple[str, str]:
+        try:
+            async with app[SESSION].get(settings.url_of(name) + "/health",
+                                        timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                return name, "up" if resp.status == 200 else "down"
+        except (TimeoutError, aiohttp.ClientError):
+            return name, "unreachable"
+
+    results = dict(await asyncio.gather(*(probe(n) for n in sorted(set(names)))))
+    status = "up" if all(v == "up" for v in results.values()) else "degraded"
+    return {"status": "up", "overall": status, "checks": {"gateway": "up", "services": results}}
+
+
+def setup_routes(app: web.Application) -> None:
+    app.cleanup_ctx.append(_client_session)
+    app[HEALTH_CHECK] = lambda: _downstream_health(app)
+    app.router.add_route("*", "/{tail:.*}", proxy)
+
+
+SPEC = ServiceSpec(name="gateway", setup_routes=setup_routes)

@@ -1,0 +1,170 @@
+"""Command handlers of the user service. Passwords arrive already hashed (routes hash off-actor)."""
+
+from __future__ import annotations
+
+import time
+
+from microcommerce.actors.service import ServiceActor, handles
+from microcommerce.contracts import user as events
+from microcommerce.contracts.events import iso_from_epoch, utc_now_iso
+from microcommerce.errors import BadRequest, Conflict, NotFound
+from microcommerce.services.user import domain, store
+from microcommerce.services.user.messages import (
+    ChangePassword,
+    CreateUser,
+    Credentials,
+    DeleteUser,
+    EnsureAdmin,
+    GetCredentials,
+    GetCredentialsById,
+    GetUser,
+    ListUsers,
+    RequestPasswordReset,
+    ResetWithOtp,
+    TokenVersion,
+    UpdateUser,
+    UserView,
+)
+from microcommerce.storage import Executor, IntegrityError
+
+
+def user_event(view: UserView) -> events.UserData:
+    return events.UserData(id=view.id, name=view.name, email=view.email, role=view.role,
+                           accountStatus=view.accountStatus)
+
+
+class UserActor(ServiceActor):
+    @handles(CreateUser)
+    async def create_user(self, cmd: CreateUser) -> UserView:
+        try:
+            async with self.db.transaction() as tx:
+                if await store.by_email(tx, cmd.email):
+                    raise Conflict("Email is already registered")
+                user_id = await store.insert(tx, cmd.name, cmd.email, cmd.password_hash, cmd.role)
+                view = store.to_view(await store.by_id(tx, user_id))
+                await self.emit(tx, events.USER_CREATED, user_id, user_event(view))
+        except IntegrityError:
+            raise Conflict("Email is already registered") from None
+        return view
+
+    @handles(EnsureAdmin)
+    async def ensure_admin(self, cmd: EnsureAdmin) -> bool:
+        async with self.db.transaction() as tx:
+            created, view = await ensure_admin(tx, cmd.name, cmd.email, cmd.password_hash)
+            if view is not None:
+                await self.emit(tx, events.USER_CREATED if created else events.USER_UPDATED, view.id,
+                                user_event(view))
+        return created
+
+    @handles(GetCredentials)
+    async def get_credentials(self, cmd: GetCredentials) -> Credentials | None:
+        row = await store.by_email(self.db, cmd.email)
+        return store.to_credentials(row) if row else None
+
+    @handles(GetCredentialsById)
+    async def get_credentials_by_id(self, cmd: GetCredentialsById) -> Credentials:
+        return store.to_credentials(await self._existing(self.db, cmd.id))
+
+    @handles(GetUser)
+    async def get_user(self, cmd: GetUser) -> UserView:
+        return store.to_view(await self._existing(self.db, cmd.id))
+
+    @handles(ListUsers)
+    async def list_users(self, cmd: ListUsers) -> list[UserView]:
+        return [store.to_view(row) for row in await store.list_users(self.db, cmd.limit, cmd.offset)]
+
+    @handles(UpdateUser)
+    async def update_user(self, cmd: UpdateUser) -> UserView:
+        domain.check_update_allowed(cmd.actor_role, cmd.actor_id, cmd.id, cmd.role, cmd.account_status)
+        changes = {"name": cmd.name, "email": cmd.email, "role": cmd.role,
+                   "account_status": cmd.account_status}
+        fields = {column: value for column, value in changes.items() if value is not None}
+        try:
+            async with self.db.transaction() as tx:
+                await self._existing(tx, cmd.id)
+                if cmd.email is not None:
+                    other = await store.by_email(tx, cmd.email)
+                    if other and int(other["id"]) != cmd.id:
+                        raise Conflict("Email is already registered")
+                if fields:
+                    await store.update_fields(tx, cmd.id, fields)
+                view = store.to_view(await store.by_id(tx, cmd.id))
+                if fields:
+                    await self.emit(tx, events.USER_UPDATED, cmd.id, user_event(view))
+        except IntegrityError:
+            raise Conflict("Email is already registered") from None
+        return view
+
+    @handles(DeleteUser)
+    async def delete_user(self, cmd: DeleteUser) -> None:
+        domain.check_update_allowed(cmd.actor_role, cmd.actor_id, cmd.id, None, None)
+        async with self.db.transaction() as tx:
+            row = await self._existing(tx, cmd.id)
+            await store.delete(tx, cmd.id)
+            await self.emit(tx, events.USER_DELETED, cmd.id, events.UserDeleted(id=cmd.id, email=row["email"]))
+
+    @handles(ChangePassword)
+    async def change_password(self, cmd: ChangePassword) -> TokenVersion:
+        async with self.db.transaction() as tx:
+            await self._existing(tx, cmd.id)
+            version = await store.set_password(tx, cmd.id, cmd.password_hash)
+            await self.emit(tx, events.USER_PASSWORD_CHANGED, cmd.id,
+                            events.PasswordChanged(id=cmd.id, tokenVersion=version))
+        return TokenVersion(id=cmd.id, tokenVersion=version)
+
+    @handles(RequestPasswordReset)
+    async def request_password_reset(self, cmd: RequestPasswordReset) -> None:
+        async with self.db.transaction() as tx:
+            row = await store.by_email(tx, cmd.email)
+            if row is None or row["account_status"] != "active":
+                return  # same answer either way: no account enumeration
+            user_id = int(row["id"])
+            otp = domain.new_otp()
+            expires_at = iso_from_epoch(time.time() + domain.OTP_TTL_S)
+            await store.replace_otp(tx, user_id, domain.hash_otp(otp, user_id, self.settings.jwt_secret),
+                                    expires_at)
+            await self.emit(tx, events.PASSWORD_RESET_REQUESTED, user_id, events.PasswordResetRequested(
+                userId=user_id, email=row["email"], name=row["name"], otp=otp, expiresAt=expires_at))
+
+    @handles(ResetWithOtp)
+    async def reset_with_otp(self, cmd: ResetWithOtp) -> TokenVersion:
+        invalid = BadRequest("Invalid or expired OTP")
+        async with self.db.transaction() as tx:
+            row = await store.by_email(tx, cmd.email)
+            if row is None:
+                raise invalid
+            user_id = int(row["id"])
+            otp = await store.live_otp(tx, user_id)
+            if otp is None or otp["expires_at"] < utc_now_iso() or otp["attempts"] >= domain.OTP_MAX_ATTEMPTS:
+                raise invalid
+            if not domain.otp_matches(cmd.otp, user_id, self.settings.jwt_secret, otp["otp_hash"]):
+                await store.count_otp_attempt(tx, int(otp["id"]))
+                failed = True
+            else:
+                failed = False
+                await store.use_otp(tx, int(otp["id"]))
+                version = await store.set_password(tx, user_id, cmd.password_hash)
+                await self.emit(tx, events.USER_PASSWORD_CHANGED, user_id,
+                                events.PasswordChanged(id=user_id, tokenVersion=version))
+        if failed:
+            raise invalid
+        return TokenVersion(id=user_id, tokenVersion=version)
+
+    @staticmethod
+    async def _existing(db: Executor, user_id: int) -> dict:
+        row = await store.by_id(db, user_id)
+        if row is None:
+            raise NotFound(f"User {user_id} not found")
+        return row
+
+
+async def ensure_admin(tx: Executor, name: str, email: str, password_hash: str) -> tuple[bool, UserView | None]:
+    """Create the admin, or promote an existing account; (created, view or None if unchanged)."""
+    row = await store.by_email(tx, email)
+    if row is None:
+        user_id = await store.insert(tx, name, email, password_hash, "admin")
+        return True, store.to_view(await store.by_id(tx, user_id))
+    if row["role"] == "admin" and row["account_status"] == "active":
+        return False, None
+    await store.update_fields(tx, int(row["id"]), {"role": "admin", "account_status": "active"})
+    return False, store.to_view(await store.by_id(tx, int(row["id"])))

@@ -1,0 +1,74 @@
+"""User rules without I/O: roles, who may change what, passwords and one-time codes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+import bcrypt
+
+from microcommerce.errors import BadRequest, Forbidden
+
+ROLES = ("user", "admin", "supplier")
+STATUSES = ("active", "blocked")
+OTP_TTL_S = 600
+OTP_MAX_ATTEMPTS = 5
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(email: str) -> str:
+    value = email.strip().lower()
+    if not _EMAIL.match(value):
+        raise BadRequest("email must be a valid email address")
+    return value
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise BadRequest(f"accountStatus must be one of {', '.join(STATUSES)}")
+    return status
+
+
+def check_update_allowed(actor_role: str, actor_id: int, target_id: int, role: str | None,
+                         status: str | None) -> None:
+    """Owners edit their profile; only admins touch roles and account status (no self-promotion)."""
+    if actor_role != "admin" and actor_id != target_id:
+        raise Forbidden("Only the owner or an admin may do this")
+    if actor_role != "admin" and (role is not None or status is not None):
+        raise Forbidden("Only an admin may change role or account status")
+
+
+def hash_password(password: str, cost: int) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode(), password_hash.encode())
+    except ValueError:
+        return False
+
+
+# Checked against when the email is unknown, so a miss costs as much time as a hit.
+DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(rounds=4)).decode()
+
+
+def new_otp() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def hash_otp(otp: str, user_id: int, pepper: str) -> str:
+    """OTPs are short-lived and attempt-limited, so a keyed fast hash is enough at rest."""
+    return hmac.new(pepper.encode(), f"{user_id}:{otp}".encode(), hashlib.sha256).hexdigest()
+
+
+def otp_matches(otp: str, user_id: int, pepper: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_otp(otp, user_id, pepper), stored_hash)
