@@ -13,9 +13,10 @@ from microcommerce.actors.bus import Bus, LocalBus
 from microcommerce.actors.deadletters import DeadLetters
 from microcommerce.actors.system import ActorSystem
 from microcommerce.config import Settings
+from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
 from microcommerce.contracts import user as user_contract
 from microcommerce.contracts.events import USER_EVENTS, EventEnvelope
-from microcommerce.http.app import create_app
+from microcommerce.http.app import NODE, create_app
 from microcommerce.http.auth import Revocations, TokenIssuer
 from microcommerce.services import ServiceSpec, load_spec
 
@@ -79,7 +80,7 @@ class Node:
             system.start()
         app = create_app(spec.name, self.settings, self.issuer, system=system, bus=self.bus,
                          setup_routes=spec.setup_routes)
-        app["node"] = self
+        app[NODE] = self
         runtime = ServiceRuntime(spec, app, system)
         self.services[spec.name] = runtime
         if self.serve_http:

@@ -48,3 +48,32 @@ def mysql_db_url(mysql_server_url: str) -> Iterator[str]:
     finally:
         with _mysql_admin() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+# --- Platforms -----------------------------------------------------------------
+# A platform is a real Node (actors, in-memory SQLite, local bus) serving real ports.
+
+from mc_testkit import Platform, start_platform, stop_platform  # noqa: E402
+
+from microcommerce.services import implemented_services  # noqa: E402
+
+
+@pytest.fixture
+async def make_platform():
+    """Factory: `await make_platform(["gateway", "user"], rate_limit_max=5)`; stopped after the test."""
+    started: list[Platform] = []
+
+    async def make(services: list[str] | None = None, **overrides) -> Platform:
+        platform = await start_platform(services or implemented_services(), **overrides)
+        started.append(platform)
+        return platform
+
+    yield make
+    for platform in started:
+        await stop_platform(platform)
+
+
+@pytest.fixture
+async def platform(make_platform) -> Platform:
+    """Every implemented service, behind the gateway."""
+    return await make_platform()

@@ -19,6 +19,7 @@ from microcommerce.actors import outbox
 from microcommerce.actors.messages import Ask, ChildFailed, Deliver, Flush, Restart, TimerFired
 from microcommerce.actors.service import ServiceActor, WorkerContext
 from microcommerce.actors.timers import Timers
+from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
 from microcommerce.contracts.events import decode_event
 from microcommerce.errors import InternalError, ServiceError, ServiceUnavailable
 from microcommerce.storage import Database, DatabaseUnavailable

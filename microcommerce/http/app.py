@@ -20,6 +20,7 @@ from microcommerce.http.metrics import HttpMetrics
 SYSTEM = web.AppKey("system", ActorSystem)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", HttpMetrics)
+NODE = web.AppKey("node", object)  # the Node serving this app (typed loosely: no import cycle)
 HEALTH_CHECK = web.AppKey("health_check", Callable[[], Awaitable[dict[str, Any]]])
 MAX_BODY_BYTES = 1024 * 1024
 QUIET_PATHS = ("/health", "/metrics")

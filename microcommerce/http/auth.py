@@ -17,7 +17,7 @@ from aiohttp import web
 
 from microcommerce.errors import Forbidden, Unauthorized
 
-PRINCIPAL_KEY = "principal"
+PRINCIPAL_KEY = web.RequestKey("principal", object)
 
 
 class Principal(msgspec.Struct, frozen=True):

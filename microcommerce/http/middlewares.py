@@ -30,7 +30,7 @@ SECURITY_HEADERS = {
     "Server": "",
 }
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
-REQUEST_ID = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 ActivityHook = Callable[[web.Request, int, float], None]
 
 

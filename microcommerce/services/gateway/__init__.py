@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from microcommerce.errors import NotFound, ServiceUnavailable, UpstreamTimeout
-from microcommerce.http.app import HEALTH_CHECK, SETTINGS
+from microcommerce.http.app import HEALTH_CHECK, NODE, SETTINGS
 from microcommerce.http.auth import authenticate
 from microcommerce.http.client import CircuitBreaker
 from microcommerce.http.middlewares import INTERNAL_TOKEN_HEADER, REQUEST_ID
@@ -81,7 +81,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 async def _downstream_health(app: web.Application) -> dict:
     settings = app[SETTINGS]
-    names = [n for n in app["node"].service_names if n != "gateway"] or list(ROUTES.values())
+    names = [n for n in app[NODE].service_names if n != "gateway"] or list(ROUTES.values())
 
     async def probe(name: str) -> tuple[str, str]:
         try:

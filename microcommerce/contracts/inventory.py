@@ -1,0 +1,91 @@
+"""Inventory service contract: `inventory-events` and the reservation requests of the order saga."""
+
+from __future__ import annotations
+
+import msgspec
+
+from microcommerce.contracts.commands import Command
+from microcommerce.contracts.events import INVENTORY_EVENTS, register_event
+
+STOCK_RESERVED = "STOCK_RESERVED"
+STOCK_RELEASED = "STOCK_RELEASED"
+STOCK_CONFIRMED = "STOCK_CONFIRMED"
+STOCK_UPDATED = "STOCK_UPDATED"
+
+
+class StockLevel(msgspec.Struct, kw_only=True, frozen=True):
+    productId: int
+    totalQuantity: int
+    reservedQuantity: int
+    availableQuantity: int
+    soldQuantity: int = 0
+
+
+class StockChanged(msgspec.Struct, kw_only=True, frozen=True):
+    """Data of every stock event: what happened and the product's levels afterwards.
+
+    `reason` on STOCK_RELEASED is one of "cancelled", "expired", "released".
+    """
+
+    productId: int
+    totalQuantity: int
+    reservedQuantity: int
+    availableQuantity: int
+    soldQuantity: int = 0
+    orderId: int | None = None
+    reservationId: int | None = None
+    quantity: int = 0
+    reason: str = ""
+
+
+class ReserveLine(msgspec.Struct, frozen=True):
+    productId: int
+    quantity: int
+
+
+class Reservation(msgspec.Struct, kw_only=True, frozen=True):
+    id: int
+    orderId: int
+    productId: int
+    quantity: int
+    status: str  # reserved | released | confirmed | expired
+    expiresAt: str
+
+
+class ReserveStock(Command, frozen=True):
+    """All lines or none (409 Conflict when any is short). Idempotent per order."""
+
+    key_field = "order_id"
+    reply_type = list[Reservation]
+    order_id: int
+    lines: list[ReserveLine]
+    expires_at: str | None = None
+
+
+class ReleaseOrderStock(Command, frozen=True):
+    """Release the order's live reservations; idempotent."""
+
+    key_field = "order_id"
+    reply_type = list[Reservation]
+    order_id: int
+    reason: str = "cancelled"
+
+
+class ConfirmOrderStock(Command, frozen=True):
+    """Deduct the order's reserved stock for good (shipped); idempotent."""
+
+    key_field = "order_id"
+    reply_type = list[Reservation]
+    order_id: int
+
+
+class GetStock(Command, frozen=True):
+    key_field = "product_id"
+    reply_type = StockLevel
+    product_id: int
+
+
+register_event(STOCK_RESERVED, INVENTORY_EVENTS, StockChanged)
+register_event(STOCK_RELEASED, INVENTORY_EVENTS, StockChanged)
+register_event(STOCK_CONFIRMED, INVENTORY_EVENTS, StockChanged)
+register_event(STOCK_UPDATED, INVENTORY_EVENTS, StockChanged)
