@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from microcommerce.config import Settings, load_settings
+from microcommerce.contracts.events import EventEnvelope, event_type, new_event
 from microcommerce.node import Node
 
 ADMIN_EMAIL = "admin@test.local"
@@ -122,6 +123,14 @@ class Platform:
 
     async def admin_token(self) -> str:
         return await self.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+    def publish_twice(self, event_name: str, key: object, data: Any) -> EventEnvelope:
+        """Publish one envelope twice on the bus, as an at-least-once broker may."""
+        envelope = new_event(event_name, "test-producer", data)
+        topic = event_type(event_name).topic
+        self.node.bus.publish(topic, str(key), envelope)
+        self.node.bus.publish(topic, str(key), envelope)
+        return envelope
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0, interval: float = 0.02) -> Any:
