@@ -33,6 +33,8 @@ class OrderData(msgspec.Struct, kw_only=True, frozen=True):
     currency: str = "USD"
     reason: str = ""
     paymentId: int | None = None
+    # Status before this change; on ORDER_CANCELLED "paid" tells the payment service to refund.
+    previousStatus: str = ""
 
 
 class OrderSummary(msgspec.Struct, kw_only=True, frozen=True):
