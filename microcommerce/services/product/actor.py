@@ -1,0 +1,150 @@
+"""Command handlers of the product service: categories, products, the lookup other services use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from microcommerce.actors.service import ServiceActor, handles
+from microcommerce.contracts import product as contract
+from microcommerce.errors import BadRequest, Conflict, NotFound
+from microcommerce.services.product import domain, store
+from microcommerce.services.product.messages import (
+    CatalogCounts,
+    CatalogSize,
+    CategoryView,
+    CreateCategory,
+    CreateProduct,
+    DeleteProduct,
+    GetProductView,
+    ListCategories,
+    ListProducts,
+    ProductPage,
+    ProductView,
+    UpdateProduct,
+)
+from microcommerce.storage import Executor, IntegrityError
+
+
+def product_event(view: ProductView) -> contract.ProductData:
+    return contract.ProductData(
+        id=view.id, categoryId=view.categoryId, name=view.name, description=view.description,
+        price=view.price, currency=view.currency, stockQuantity=view.stockQuantity,
+        images=[image.url for image in view.images], createdBy=view.createdBy,
+        categoryName=view.categoryName,
+    )
+
+
+class ProductActor(ServiceActor):
+    # -- categories ------------------------------------------------------------------------
+    @handles(CreateCategory)
+    async def create_category(self, cmd: CreateCategory) -> CategoryView:
+        key = domain.name_key(cmd.name)
+        duplicate = Conflict(f"A category named {cmd.name!r} already exists")
+        try:
+            async with self.db.transaction() as tx:
+                if await store.category_name_taken(tx, key):
+                    raise duplicate
+                slug = domain.unique_slug(cmd.slug, await store.slugs_starting_with(tx, cmd.slug))
+                category_id = await store.insert_category(tx, cmd.name, key, slug, cmd.description)
+                row = await store.category_by_id(tx, category_id)
+        except IntegrityError:
+            raise duplicate from None
+        assert row is not None
+        return store.to_category(row)
+
+    @handles(ListCategories)
+    async def list_categories(self, cmd: ListCategories) -> list[CategoryView]:
+        return [store.to_category(row) for row in await store.list_categories(self.db)]
+
+    # -- products --------------------------------------------------------------------------
+    @handles(CreateProduct)
+    async def create_product(self, cmd: CreateProduct) -> ProductView:
+        async with self.db.transaction() as tx:
+            await self._existing_category(tx, cmd.category_id)
+            product_id = await store.insert_product(
+                tx, category_id=cmd.category_id, name=cmd.name, description=cmd.description,
+                price_cents=cmd.price_cents, currency=cmd.currency, stock_quantity=cmd.stock_quantity,
+                created_by=cmd.created_by)
+            await store.replace_images(tx, product_id, cmd.images)
+            view = await self._view(tx, product_id)
+            await self.emit(tx, contract.PRODUCT_CREATED, product_id, product_event(view))
+        return view
+
+    @handles(UpdateProduct)
+    async def update_product(self, cmd: UpdateProduct) -> ProductView:
+        async with self.db.transaction() as tx:
+            row = await self._live(tx, cmd.id)
+            domain.check_can_edit(cmd.actor_role, cmd.actor_id, row["created_by"])
+            if cmd.category_id is not None:
+                await self._existing_category(tx, cmd.category_id)
+            fields = changed_columns(cmd)
+            if fields:
+                await store.update_product(tx, cmd.id, fields)
+            if cmd.images is not None:
+                await store.replace_images(tx, cmd.id, cmd.images)
+            view = await self._view(tx, cmd.id)
+            if fields or cmd.images is not None:
+                await self.emit(tx, contract.PRODUCT_UPDATED, cmd.id, product_event(view))
+        return view
+
+    @handles(DeleteProduct)
+    async def delete_product(self, cmd: DeleteProduct) -> None:
+        async with self.db.transaction() as tx:
+            row = await self._live(tx, cmd.id)
+            domain.check_can_edit(cmd.actor_role, cmd.actor_id, row["created_by"])
+            if not await store.soft_delete(tx, cmd.id):
+                raise NotFound(f"Product {cmd.id} not found")
+            await self.emit(tx, contract.PRODUCT_DELETED, cmd.id, contract.ProductDeleted(id=cmd.id))
+
+    @handles(GetProductView)
+    async def get_product_view(self, cmd: GetProductView) -> ProductView:
+        await self._live(self.db, cmd.id)
+        return await self._view(self.db, cmd.id)
+
+    @handles(contract.GetProduct)
+    async def get_product(self, cmd: contract.GetProduct) -> contract.ProductInfo:
+        view = store.to_product(await self._live(self.db, cmd.id), [])
+        return contract.ProductInfo(id=view.id, name=view.name, price=view.price, currency=view.currency,
+                                    categoryId=view.categoryId)
+
+    @handles(ListProducts)
+    async def list_products(self, cmd: ListProducts) -> ProductPage:
+        rows, total = await store.search_products(self.db, cmd.filter, cmd.page_size,
+                                                  (cmd.page - 1) * cmd.page_size)
+        images = await store.images_of(self.db, [int(row["id"]) for row in rows])
+        items = [store.to_product(row, images[int(row["id"])]) for row in rows]
+        return ProductPage(items=items, total=total, page=cmd.page, pageSize=cmd.page_size)
+
+    @handles(CatalogSize)
+    async def catalog_size(self, cmd: CatalogSize) -> CatalogCounts:
+        return CatalogCounts(categories=await store.count_categories(self.db),
+                             products=await store.count_live_products(self.db))
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    async def _live(db: Executor, product_id: int) -> dict[str, Any]:
+        row = await store.live_product(db, product_id)
+        if row is None:
+            raise NotFound(f"Product {product_id} not found")
+        return row
+
+    @staticmethod
+    async def _existing_category(db: Executor, category_id: int) -> None:
+        if await store.category_by_id(db, category_id) is None:
+            raise BadRequest(f"categoryId {category_id} does not exist")
+
+    @staticmethod
+    async def _view(db: Executor, product_id: int) -> ProductView:
+        row = await store.live_product(db, product_id)
+        assert row is not None
+        images = await store.images_of(db, [product_id])
+        return store.to_product(row, images[product_id])
+
+
+def changed_columns(cmd: UpdateProduct) -> dict[str, Any]:
+    """The product columns a partial update sets (None = not given)."""
+    columns = {
+        "category_id": cmd.category_id, "name": cmd.name, "description": cmd.description,
+        "price_cents": cmd.price_cents, "currency": cmd.currency, "stock_quantity": cmd.stock_quantity,
+    }
+    return {column: value for column, value in columns.items() if value is not None}
