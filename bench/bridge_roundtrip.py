@@ -1,0 +1,338 @@
+"""One HTTP round trip through the actor bridge, against the same handler without it.
+
+Three servers run in this process, each answering GET /compute?n=.. with the same small JSON:
+
+  plain    a bare aiohttp app; the handler computes the payload itself
+  mw       the same handler inside `create_app` (every middleware of SPEC section 3)
+  bridge   `create_app` + the handler's work done by a ServiceActor command via `ask`
+           (real ActorSystem: pykka workers, their own loops, replies across threads)
+
+so `mw / plain` is the middleware cost and `bridge / mw` the actor hop. The load comes from
+another process: wrk when it is installed (it costs the server far less CPU), else an aiohttp
+client started with multiprocessing. Variants are interleaved round by round so a noisy
+neighbour hurts all three alike; the medians are reported.
+
+    .venv/bin/python bench/bridge_roundtrip.py [--duration 5] [--warmup 1] [--rounds 3]
+        [--concurrency 1,32] [--driver auto|wrk|python] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+import msgspec  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from microcommerce.actors.bus import LocalBus  # noqa: E402
+from microcommerce.actors.service import ServiceActor, handles  # noqa: E402
+from microcommerce.actors.system import ActorSystem  # noqa: E402
+from microcommerce.config import Settings, load_settings  # noqa: E402
+from microcommerce.contracts.commands import Command  # noqa: E402
+from microcommerce.http.app import ask, create_app  # noqa: E402
+from microcommerce.http.auth import Revocations, TokenIssuer  # noqa: E402
+from microcommerce.http.body import json_response, query_value  # noqa: E402
+
+VARIANTS = ("plain", "mw", "bridge")
+PATH = "/compute?n=20"
+
+
+class BenchFailed(Exception):
+    """The benchmark could not produce a trustworthy figure; the message says why."""
+
+
+# -- the handler logic, shared by all three variants ------------------------------------------
+class Computed(msgspec.Struct):
+    n: int
+    total: int
+    squares: list[int]
+    even: bool
+
+
+def compute(n: int) -> Computed:
+    """A little real work so the payload is not a constant."""
+    return Computed(n=n, total=n * (n - 1) // 2, squares=[i * i for i in range(min(n, 8))],
+                    even=n % 2 == 0)
+
+
+class Compute(Command, frozen=True):
+    n: int
+
+
+class BenchActor(ServiceActor):
+    @handles(Compute)
+    async def compute(self, command: Compute) -> Computed:
+        return compute(command.n)
+
+
+async def plain_handler(request: web.Request) -> web.Response:
+    return json_response(compute(query_value(request, "n", int, 10)))
+
+
+async def bridge_handler(request: web.Request) -> web.Response:
+    return json_response(await ask(request, Compute(n=query_value(request, "n", int, 10))))
+
+
+# -- the three servers -------------------------------------------------------------------------
+def bench_settings(workers: int | None) -> Settings:
+    flags: dict[str, object] = {
+        "ephemeral": True, "access_log": False, "rate_limit_max": 1_000_000_000,
+        "log_level": "warning",
+    }
+    if workers:
+        flags["workers"] = workers
+    return load_settings(flags, env={})
+
+
+@dataclass
+class Servers:
+    urls: dict[str, str] = field(default_factory=dict)
+    runners: list[web.AppRunner] = field(default_factory=list)
+    system: ActorSystem | None = None
+
+    async def close(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+        if self.system is not None:
+            await asyncio.to_thread(self.system.stop)
+
+
+async def start_servers(settings: Settings) -> Servers:
+    servers = Servers()
+    bus = LocalBus()
+    issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, Revocations())
+    system = ActorSystem("bench", settings, bus, BenchActor, None)
+    await system.migrate()
+    system.start()
+    servers.system = system
+
+    plain = web.Application()
+    plain.router.add_get("/compute", plain_handler)
+    mw = create_app("bench", settings, issuer, bus=bus,
+                    setup_routes=lambda app: app.router.add_get("/compute", plain_handler))
+    bridge = create_app("bench", settings, issuer, system=system, bus=bus,
+                        setup_routes=lambda app: app.router.add_get("/compute", bridge_handler))
+    for name, app in zip(VARIANTS, (plain, mw, bridge), strict=True):
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        servers.runners.append(runner)
+        port = runner.addresses[0][1]
+        servers.urls[name] = f"http://127.0.0.1:{port}{PATH}"
+    return servers
+
+
+# -- load drivers (always another process) -----------------------------------------------------
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: dict[str, int]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk_latency(text: str, pct: str) -> float:
+    match = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not match:
+        raise BenchFailed(f"wrk printed no {pct}% latency:\n{text}")
+    return float(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def run_wrk(url: str, concurrency: int, warmup: float, duration: float) -> Result:
+    def wrk(seconds: float, latency: bool) -> str:
+        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
+        proc = subprocess.run([*cmd, *(["--latency"] if latency else []), url],
+                              capture_output=True, text=True, timeout=seconds + 30)
+        if proc.returncode != 0:
+            raise BenchFailed(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}")
+        return proc.stdout
+
+    if warmup > 0:
+        wrk(warmup, latency=False)
+    text = wrk(duration, latency=True)
+    total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    if not total:
+        raise BenchFailed(f"could not read wrk's output:\n{text}")
+    unit = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[total.group(3)]
+    errors: dict[str, int] = {}
+    if bad := re.search(r"Non-2xx or 3xx responses: (\d+)", text):
+        errors["non-2xx"] = int(bad.group(1))
+    if sock := re.search(r"Socket errors: (.*)", text):
+        errors["socket"] = sum(int(n) for n in re.findall(r"\d+", sock.group(1)))
+    return Result(int(total.group(1)), float(total.group(2)) * unit,
+                  _wrk_latency(text, "50"), _wrk_latency(text, "99"), errors)
+
+
+def _client_process(url: str, concurrency: int, warmup: float, duration: float, out) -> None:  # noqa: ANN001
+    """Child process: `concurrency` keep-alive loops; latencies counted after the warm-up."""
+    import aiohttp
+
+    async def drive() -> tuple[int, float, list[float], dict[str, int]]:
+        latencies: list[float] = []
+        errors: Counter[str] = Counter()
+        start = time.perf_counter()
+        measure_from, stop_at = start + warmup, start + warmup + duration
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def loop() -> None:
+                while (now := time.perf_counter()) < stop_at:
+                    try:
+                        async with session.get(url) as resp:
+                            await resp.read()
+                            status = resp.status
+                    except aiohttp.ClientError as exc:
+                        errors[type(exc).__name__] += 1
+                        continue
+                    if now >= measure_from:
+                        latencies.append(time.perf_counter() - now)
+                        if status != 200:
+                            errors[str(status)] += 1
+
+            await asyncio.gather(*(loop() for _ in range(concurrency)))
+        return len(latencies), duration, latencies, dict(errors)
+
+    out.send(asyncio.run(drive()))
+    out.close()
+
+
+def run_python_client(url: str, concurrency: int, warmup: float, duration: float) -> Result:
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_client_process, args=(url, concurrency, warmup, duration, sender))
+    proc.start()
+    sender.close()
+    if not receiver.poll(warmup + duration + 60):
+        proc.kill()
+        raise BenchFailed("the load-driver process did not report back")
+    count, seconds, latencies, errors = receiver.recv()
+    proc.join(10)
+    if not latencies:
+        raise BenchFailed(f"no request completed (errors: {errors})")
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return Result(count, seconds, cuts[49] * 1000, cuts[98] * 1000, errors)
+
+
+# -- the run ----------------------------------------------------------------------------------
+def pick_driver(choice: str) -> str:
+    if choice == "auto":
+        return "wrk" if shutil.which("wrk") else "python"
+    if choice == "wrk" and not shutil.which("wrk"):
+        raise BenchFailed("--driver wrk: wrk is not installed (apt-get install -y wrk)")
+    return choice
+
+
+async def measure(servers: Servers, args: argparse.Namespace, driver: str) -> dict[int, dict[str, list[Result]]]:
+    run = run_wrk if driver == "wrk" else run_python_client
+    results: dict[int, dict[str, list[Result]]] = {}
+    for concurrency in args.concurrency:
+        per_variant = results[concurrency] = {name: [] for name in VARIANTS}
+        for round_no in range(1, args.rounds + 1):
+            for name in VARIANTS:
+                # The driver blocks in another process; this loop keeps serving meanwhile.
+                result = await asyncio.to_thread(run, servers.urls[name], concurrency, args.warmup,
+                                                 args.duration)
+                if result.errors:
+                    raise BenchFailed(f"{name} at concurrency {concurrency} had errors: {result.errors}")
+                per_variant[name].append(result)
+                print(f"  round {round_no}/{args.rounds}  c={concurrency:<3} {name:<7}"
+                      f"{result.rps:9.0f} req/s  p50 {result.p50_ms:6.3f} ms  p99 {result.p99_ms:6.3f} ms",
+                      flush=True)
+    return results
+
+
+def median_of(results: list[Result]) -> tuple[float, float, float]:
+    return (statistics.median(r.rps for r in results), statistics.median(r.p50_ms for r in results),
+            statistics.median(r.p99_ms for r in results))
+
+
+def overhead(slow: float, fast: float) -> str:
+    return f"{(slow / fast - 1) * 100:+.1f}%" if fast else "n/a"
+
+
+def report(results: dict[int, dict[str, list[Result]]]) -> None:
+    print("\nmedians (time per request = 1 / throughput; overhead = how much more than the reference)")
+    print(f"{'conc':>4}  {'variant':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for concurrency, per_variant in results.items():
+        medians = {name: median_of(rs) for name, rs in per_variant.items()}
+        for name in VARIANTS:
+            rps, p50, p99 = medians[name]
+            print(f"{concurrency:>4}  {name:<7} {rps:9.0f} {p50:8.3f} {p99:8.3f}")
+        (a_rps, a_p50, _), (c_rps, c_p50, _), (b_rps, b_p50, _) = (medians[n] for n in VARIANTS)
+        print(f"      actor hop   (bridge vs mw):    time/request {overhead(c_rps, b_rps)}, "
+              f"p50 {overhead(b_p50, c_p50)}")
+        print(f"      middlewares (mw vs plain):     time/request {overhead(a_rps, c_rps)}, "
+              f"p50 {overhead(c_p50, a_p50)}")
+        print(f"      total       (bridge vs plain): time/request {overhead(a_rps, b_rps)}, "
+              f"p50 {overhead(b_p50, a_p50)}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first (default 1)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported")
+    parser.add_argument("--concurrency", default="1,32", help="comma-separated levels (default 1,32)")
+    parser.add_argument("--driver", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--workers", type=int, default=None, help="actor workers (default: WORKERS setting)")
+    args = parser.parse_args(argv)
+    try:
+        args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    except ValueError:
+        parser.error("--concurrency: comma-separated positive integers, e.g. 1,32")
+    if not args.concurrency or min(args.concurrency) < 1 or args.rounds < 1 or args.duration < 1:
+        parser.error("--concurrency levels, --rounds and --duration must be >= 1")
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    driver = pick_driver(args.driver)
+    settings = bench_settings(args.workers)
+    servers = await start_servers(settings)
+    try:
+        print(f"bridge round trip: {driver} driver, {settings.workers} actor workers, "
+              f"{args.rounds} round(s) x {args.warmup:g}s warm-up + {args.duration:g}s, "
+              f"concurrency {','.join(map(str, args.concurrency))}", flush=True)
+        for name in VARIANTS:
+            print(f"  {name:<7} {servers.urls[name]}", flush=True)
+        report(await measure(servers, args, driver))
+    finally:
+        await servers.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(main_async(args))
+    except BenchFailed as exc:
+        print(f"bridge_roundtrip: FAILED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bridge_roundtrip: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
