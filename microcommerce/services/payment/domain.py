@@ -1,0 +1,66 @@
+"""Payment rules without I/O: providers, who may charge what, refundability, metadata limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from microcommerce.errors import BadRequest, Conflict, Forbidden
+
+PENDING = "pending"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+REFUNDED = "refunded"
+
+PROVIDERS = ("stripe", "paymob")
+DEFAULT_PROVIDER = "stripe"
+METADATA_MAX_BYTES = 4096
+
+
+def check_provider(name: str | None) -> str:
+    """The provider to use: default stripe; names are case-insensitive; unknown → 400."""
+    provider = (name or DEFAULT_PROVIDER).strip().lower()
+    if provider not in PROVIDERS:
+        raise BadRequest(f"provider must be one of {', '.join(PROVIDERS)}")
+    return provider
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Metadata is the client's free-form note; bounded so it cannot bloat the payments table."""
+    if metadata is not None and len(msgspec.json.encode(metadata)) > METADATA_MAX_BYTES:
+        raise BadRequest(f"metadata must encode to at most {METADATA_MAX_BYTES} bytes of JSON")
+    return metadata
+
+
+def check_chargeable(order_user_id: int, order_status: str, caller_id: int, *, already_paid: bool,
+                     cancelled: bool) -> None:
+    """Only the order's owner may pay it, once, and only while it is pending.
+
+    `already_paid` / `cancelled` are what this service itself knows; they win over the order
+    summary, which may lag behind (a lost mark-paid request, an event not yet consumed).
+    """
+    if order_user_id != caller_id:
+        raise Forbidden("This order belongs to another user")
+    if already_paid:
+        raise Conflict("Order is already paid")
+    if cancelled:
+        raise Conflict("Order is cancelled; it can no longer be charged")
+    if order_status != PENDING:
+        raise Conflict(f"Order is {order_status}; only a pending order can be charged")
+
+
+def check_refundable(status: str) -> None:
+    if status != SUCCEEDED:
+        raise Conflict(f"Payment is {status}; only a succeeded payment can be refunded")
+
+
+def decline_message(failure_reason: str | None) -> str:
+    """The message a client sees next to a declined payment (402)."""
+    reasons = {
+        "card_declined": "the card was declined",
+        "insufficient_funds": "insufficient funds",
+        "invalid_token": "the payment token is not valid",
+        "declined": "the payment was declined",
+    }
+    return f"Payment failed: {reasons.get(failure_reason or '', failure_reason or 'unknown reason')}"

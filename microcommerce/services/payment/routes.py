@@ -1,0 +1,104 @@
+"""HTTP routes of the payment service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from microcommerce.http.app import ask
+from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
+from microcommerce.http.body import decode_as, int_param, json_response, query_value
+from microcommerce.services.payment import domain
+from microcommerce.services.payment.messages import (
+    ChargeOrder,
+    GetPayment,
+    ListOrderPayments,
+    ListUserPayments,
+    PaymentView,
+    RefundPayment,
+)
+
+
+class ChargeBody(msgspec.Struct):
+    """Unknown fields (an `amount`, say) are ignored: the amount always comes from the order."""
+
+    provider: Annotated[str, msgspec.Meta(max_length=20)] | None = None
+    paymentMethod: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
+    paymentToken: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class RefundBody(msgspec.Struct):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "requested_by_admin"
+
+
+async def _optional_body(request: web.Request, kind: type[Any]) -> Any:
+    """Every field of these bodies is optional, so an empty body means all defaults."""
+    raw = await request.read()
+    return decode_as(raw, kind) if raw.strip() else kind()
+
+
+async def charge_order(request: web.Request) -> web.Response:
+    """Charge the caller's pending order with the order's own amount.
+
+    201 with the payment when it succeeded. A declined charge is recorded as a failed payment
+    and answered 402 Payment Required, the body being that payment plus a `message`; no money
+    moves and the order stays pending (the client may retry with another token).
+    404 unknown order, 403 someone else's order, 409 order not pending (already paid,
+    cancelled, ...), 400 unknown provider or bad body.
+    """
+    principal = require_role(request, "user")
+    order_id = int_param(request.match_info["orderId"], "orderId")
+    body: ChargeBody = await _optional_body(request, ChargeBody)
+    payment: PaymentView = await ask(request, ChargeOrder(
+        order_id=order_id, user_id=principal.id, provider=domain.check_provider(body.provider),
+        payment_method=body.paymentMethod, payment_token=body.paymentToken,
+        metadata=domain.check_metadata(body.metadata),
+    ))
+    if payment.status == domain.FAILED:
+        declined = msgspec.to_builtins(payment)
+        declined["message"] = domain.decline_message(payment.failureReason)
+        return json_response(declined, 402)
+    return json_response(payment, 201)
+
+
+async def my_payments(request: web.Request) -> web.Response:
+    principal = authenticate(request)
+    limit = min(max(query_value(request, "limit", int, 50), 1), 200)
+    offset = max(query_value(request, "offset", int, 0), 0)
+    payments = await ask(request, ListUserPayments(user_id=principal.id, limit=limit, offset=offset))
+    return json_response({"payments": payments, "limit": limit, "offset": offset})
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    authenticate(request)
+    payment: PaymentView = await ask(request, GetPayment(
+        payment_id=int_param(request.match_info["paymentId"], "paymentId")))
+    require_owner_or_admin(request, payment.userId)
+    return json_response(payment)
+
+
+async def refund_payment(request: web.Request) -> web.Response:
+    """Admin: succeeded → refunded (PAYMENT_REFUNDED); any other status → 409."""
+    require_role(request, "admin")
+    payment_id = int_param(request.match_info["paymentId"], "paymentId")
+    body: RefundBody = await _optional_body(request, RefundBody)
+    payment = await ask(request, RefundPayment(payment_id=payment_id, reason=body.reason))
+    return json_response(payment)
+
+
+async def order_payments(request: web.Request) -> web.Response:
+    """Internal: every payment of an order, oldest first."""
+    order_id = int_param(request.match_info["orderId"], "orderId")
+    payments = await ask(request, ListOrderPayments(order_id=order_id))
+    return json_response({"orderId": order_id, "payments": payments})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/payments/me/orders/{orderId}/charge", charge_order)
+    app.router.add_get("/payments/me", my_payments)
+    app.router.add_get("/payments/{paymentId}", get_payment)
+    app.router.add_post("/payments/{paymentId}/refund", refund_payment)
+    app.router.add_get("/internal/orders/{orderId}/payments", order_payments)
