@@ -24,7 +24,9 @@ class StockLevel(msgspec.Struct, kw_only=True, frozen=True):
 class StockChanged(msgspec.Struct, kw_only=True, frozen=True):
     """Data of every stock event: what happened and the product's levels afterwards.
 
-    `reason` on STOCK_RELEASED is one of "cancelled", "expired", "released".
+    `reason` on STOCK_RELEASED is one of "cancelled", "expired", "released"; on STOCK_UPDATED
+    it is "initial" (from PRODUCT_CREATED) or "adjusted", and `quantity` is the change of
+    totalQuantity, so the stock put in is the sum of STOCK_UPDATED quantities.
     """
 
     productId: int
