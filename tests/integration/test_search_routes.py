@@ -185,3 +185,43 @@ async def test_out_of_order_events_converge(make_platform):
     assert (found[52]["name"], found[52]["price"], found[52]["availableQuantity"]) == ("Name v3", 3.0, 4)
     assert found[53]["availableQuantity"] == 4
     assert (await entry(platform, 54)).deleted
+
+
+async def test_index_follows_real_product_and_inventory_routes(make_platform):
+    platform = await make_platform(["gateway", "user", "product", "inventory", "search"])
+    admin = await platform.admin_token()
+    category = await platform.post("/categories", json={"name": "Lamps"}, token=admin)
+    assert category.status == 201, category
+    created = await platform.post("/products", token=admin, json={
+        "categoryId": category.body["id"], "name": "Real Lamp", "description": "Bright and warm",
+        "price": 25.5, "stockQuantity": 4})
+    assert created.status == 201, created
+    pid = created.body["id"]
+
+    async def hit(**params):
+        reply = await search(platform, q="real lamp", **params)
+        assert reply.status == 200, reply
+        return reply.body["items"][0] if reply.body["items"] else None
+
+    item = await eventually(hit)
+    assert item == {"id": pid, "name": "Real Lamp", "description": "Bright and warm",
+                    "categoryId": category.body["id"], "categoryName": "Lamps", "price": 25.5,
+                    "currency": "USD", "availableQuantity": 4, "inStock": True}
+
+    stock = await platform.request("PUT", f"/inventory/{pid}/stock", json={"totalQuantity": 0}, token=admin)
+    assert stock.status == 200, stock
+    item = await eventually(lambda: hit(inStock="false"))
+    assert item["availableQuantity"] == 0
+
+    patched = await platform.request("PATCH", f"/products/{pid}", json={"price": 30}, token=admin)
+    assert patched.status == 200, patched
+    item = await eventually(lambda: hit(minPrice="30"))
+    assert (item["price"], item["availableQuantity"]) == (30.0, 0)
+
+    deleted = await platform.request("DELETE", f"/products/{pid}", token=admin)
+    assert deleted.status == 200, deleted
+
+    async def gone():
+        return (await search(platform, q="real lamp")).body["total"] == 0
+
+    assert await eventually(gone)
