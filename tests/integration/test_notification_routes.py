@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import msgspec
 from mc_testkit import eventually
 
 from microcommerce.contracts import order as order_events
@@ -14,6 +15,9 @@ from microcommerce.contracts.order import OrderData, OrderLine
 from microcommerce.contracts.payment import PaymentData
 from microcommerce.contracts.user import PasswordResetRequested, UserData
 from microcommerce.http.auth import Principal
+from microcommerce.services.notification import SPEC as NOTIFICATION
+from microcommerce.services.notification import store
+from microcommerce.storage import migrate, open_database
 
 CHANNELS = {"email", "sms", "push"}
 SERVICES = ["gateway", "user", "notification"]
@@ -193,3 +197,33 @@ async def test_channels_are_configurable_and_the_dev_outbox_exists_only_in_dev(m
     reply = await platform.get("/notifications/dev/outbox?to=zed@example.com", service="notification")
     assert reply.status == 404
     assert reply.body == {"message": "Route not found: GET /notifications/dev/outbox"}
+
+
+async def test_notification_sql_on_mariadb(mysql_db_url):
+    """Dedup per (event, channel), the users projection and its tombstones on the production dialect."""
+    db = open_database(mysql_db_url)
+    await db.connect()
+    try:
+        await migrate(db, NOTIFICATION.schema_dir)
+        record = store.NewNotification(user_id=7, channel="email", type="ORDER_PAID", title="t", body="b",
+                                       source_event_id="event-1")
+        async with db.transaction() as tx:
+            first = await store.insert_notification(tx, record)
+            assert first is not None
+            assert await store.insert_notification(tx, record) is None
+            assert await store.insert_notification(tx, msgspec.structs.replace(record, channel="sms")) is not None
+            await store.upsert_user(tx, 7, "Alice", "alice@example.com")
+            await store.upsert_user(tx, 7, "Alice B", "alice@example.com")
+            await store.tombstone_user(tx, 8, "gone@example.com")
+            await store.upsert_user(tx, 8, "Late", "gone@example.com")  # a late USER_CREATED
+            await store.add_dev_message(tx, first, "email", "alice@example.com", "t", "b")
+        assert await store.user(db, 7) == store.KnownUser(7, "Alice B", "alice@example.com")
+        assert await store.user(db, 8) is None
+        assert await store.unread_count(db, 7) == 2
+        async with db.transaction() as tx:
+            await store.mark_read(tx, first)
+        assert await store.unread_count(db, 7) == 1
+        assert [m["recipient"] for m in await store.dev_messages(db, "alice@example.com", 10)] == ["alice@example.com"]
+        assert await store.dev_messages(db, "bob@example.com", 10) == []
+    finally:
+        await db.close()
