@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,6 +14,9 @@ T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
 _decoders: dict[Any, msgspec.json.Decoder] = {}
+# Databases keep integers in 64 bits: a bigger one would crash the handler that stores it.
+INT64_MAX = 2**63 - 1
+_MAYBE_HUGE_INT = re.compile(rb"\d{19}")
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -32,11 +36,24 @@ def decode_as(raw: bytes, kind: type[T]) -> T:
     if not raw.strip():
         raise BadRequest("Request body is required (JSON)")
     try:
-        return decoder.decode(raw)
+        value = decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"Invalid request body: {_describe(exc)}") from None
     except msgspec.DecodeError:
         raise BadRequest("Malformed JSON body") from None
+    if _MAYBE_HUGE_INT.search(raw) and not _fits_int64(msgspec.to_builtins(value)):
+        raise BadRequest("Invalid request body: integer out of range")
+    return value
+
+
+def _fits_int64(value: Any) -> bool:
+    if isinstance(value, int):
+        return -INT64_MAX - 1 <= value <= INT64_MAX
+    if isinstance(value, dict):
+        return all(_fits_int64(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_fits_int64(v) for v in value)
+    return True
 
 
 async def read_json(request: web.Request, kind: type[T]) -> T:
@@ -55,7 +72,7 @@ def int_param(value: str, name: str) -> int:
         number = int(value)
     except (TypeError, ValueError):
         raise BadRequest(f"{name} must be a positive integer") from None
-    if number <= 0:
+    if not 0 < number <= INT64_MAX:
         raise BadRequest(f"{name} must be a positive integer")
     return number
 
@@ -65,7 +82,11 @@ def query_value(request: web.Request, name: str, kind: type[T], default: T) -> T
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
+    problem = f"Query parameter {name} must be {getattr(kind, '__name__', kind)}"
     try:
-        return msgspec.convert(raw, kind, strict=False)
+        value = msgspec.convert(raw, kind, strict=False)
     except msgspec.ValidationError:
-        raise BadRequest(f"Query parameter {name} must be {getattr(kind, '__name__', kind)}") from None
+        raise BadRequest(problem) from None
+    if not _fits_int64(value):
+        raise BadRequest(problem)
+    return value
