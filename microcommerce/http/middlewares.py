@@ -31,6 +31,8 @@ SECURITY_HEADERS = {
 }
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
 REQUEST_ID = web.RequestKey("request_id", str)
+# False for an app that answers /internal/* itself (the gateway: 404 unless expose_internal).
+GUARD_INTERNAL = web.AppKey("guard_internal", bool)
 ActivityHook = Callable[[web.Request, int, float], None]
 
 
@@ -184,7 +186,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 def internal_guard(settings: Settings) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def internal_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/internal/") and not is_internal_caller(request, settings):
+        if (request.path.startswith("/internal/") and request.app.get(GUARD_INTERNAL, True)
+                and not is_internal_caller(request, settings)):
             raise Forbidden("Internal route: service token required")
         return await handler(request)
 

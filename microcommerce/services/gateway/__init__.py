@@ -12,7 +12,7 @@ from microcommerce.errors import NotFound, ServiceUnavailable, UpstreamTimeout
 from microcommerce.http.app import HEALTH_CHECK, NODE, SETTINGS
 from microcommerce.http.auth import authenticate
 from microcommerce.http.client import CircuitBreaker
-from microcommerce.http.middlewares import INTERNAL_TOKEN_HEADER, REQUEST_ID
+from microcommerce.http.middlewares import GUARD_INTERNAL, INTERNAL_TOKEN_HEADER, REQUEST_ID
 from microcommerce.services import ServiceSpec
 
 ROUTES = {
@@ -99,6 +99,7 @@ async def _downstream_health(app: web.Application) -> dict:
 def setup_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(_client_session)
     app[HEALTH_CHECK] = lambda: _downstream_health(app)
+    app[GUARD_INTERNAL] = False  # proxy() hides /internal/* from outside: 404, not the guard's 403
     app.router.add_route("*", "/{tail:.*}", proxy)
 
 
