@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 from mc_testkit import eventually, free_ports
@@ -26,7 +27,7 @@ from microcommerce.contracts.commands import Command
 from microcommerce.errors import InternalError, NotFound, ServiceUnavailable, UpstreamTimeout
 from microcommerce.http.app import ask, create_app
 from microcommerce.http.auth import Revocations, TokenIssuer
-from microcommerce.http.body import int_param, json_response
+from microcommerce.http.body import int_param, json_response, read_json
 
 WAIT_S = 5.0
 
@@ -111,6 +112,16 @@ class ProbeActor(ServiceActor):
         STATE.ticks[self.ctx.worker_index] += 1
 
 
+class EchoBody(msgspec.Struct):
+    key: int
+    text: str
+
+
+async def echo_body_route(request: web.Request) -> web.Response:
+    body = await read_json(request, EchoBody)
+    return json_response(await ask(request, Echo(key=body.key, text=body.text)))
+
+
 async def echo_route(request: web.Request) -> web.Response:
     return json_response(await ask(request, Echo(key=int_param(request.match_info["key"], "key"))))
 
@@ -129,6 +140,7 @@ async def missing_route(request: web.Request) -> web.Response:
 
 def probe_routes(app: web.Application) -> None:
     app.router.add_get("/echo/{key}", echo_route)
+    app.router.add_post("/echo", echo_body_route)
     app.router.add_post("/crash/{key}", crash_route)
     app.router.add_post("/block/{key}", block_route)
     app.router.add_get("/missing/{key}", missing_route)
@@ -143,8 +155,8 @@ class Probe:
     session: aiohttp.ClientSession
     base_url: str
 
-    async def call(self, method: str, path: str) -> tuple[int, dict, dict]:
-        async with self.session.request(method, self.base_url + path) as resp:
+    async def call(self, method: str, path: str, json: object = None) -> tuple[int, dict, dict]:
+        async with self.session.request(method, self.base_url + path, json=json) as resp:
             return resp.status, await resp.json(content_type=None), dict(resp.headers)
 
 
@@ -217,6 +229,16 @@ async def test_business_errors_are_answers_not_crashes(start_probe):
         await probe.system.ask(Unhandled())
     assert probe.system.restarts_total() == 0
     assert STATE.boots[0] == 1
+
+
+@pytest.mark.parametrize("key", [2**63, -(2**63) - 1, 10**30])
+async def test_an_integer_too_big_for_the_database_is_a_400_not_a_crash(start_probe, key):
+    probe = await start_probe(workers=1)
+    status, body, _ = await probe.call("POST", "/echo", json={"key": key, "text": "big"})
+    assert (status, body) == (400, {"message": "Invalid request body: integer out of range"})
+    status, body, _ = await probe.call("POST", "/echo", json={"key": 2**63 - 1, "text": "12345678901234567890"})
+    assert status == 200 and body["text"] == "12345678901234567890"  # long digit strings are fine
+    assert probe.system.restarts_total() == 0
 
 
 async def test_restarts_are_counted_in_metrics(start_probe):
