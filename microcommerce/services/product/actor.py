@@ -98,7 +98,6 @@ class ProductActor(ServiceActor):
 
     @handles(GetProductView)
     async def get_product_view(self, cmd: GetProductView) -> ProductView:
-        await self._live(self.db, cmd.id)
         return await self._view(self.db, cmd.id)
 
     @handles(contract.GetProduct)
@@ -133,10 +132,9 @@ class ProductActor(ServiceActor):
         if await store.category_by_id(db, category_id) is None:
             raise BadRequest(f"categoryId {category_id} does not exist")
 
-    @staticmethod
-    async def _view(db: Executor, product_id: int) -> ProductView:
-        row = await store.live_product(db, product_id)
-        assert row is not None
+    @classmethod
+    async def _view(cls, db: Executor, product_id: int) -> ProductView:
+        row = await cls._live(db, product_id)
         images = await store.images_of(db, [product_id])
         return store.to_product(row, images[product_id])
 
