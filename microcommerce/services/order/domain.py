@@ -1,0 +1,115 @@
+"""Order rules without I/O: the status machine, who may do what, lines and totals from a cart."""
+
+from __future__ import annotations
+
+import msgspec
+
+from microcommerce.contracts.cart import CartLine
+from microcommerce.contracts.events import iso_from_epoch
+from microcommerce.contracts.money import to_cents
+from microcommerce.errors import BadRequest, Conflict, Forbidden
+
+PENDING, PAID, SHIPPED, DELIVERED, CANCELLED = "pending", "paid", "shipped", "delivered", "cancelled"
+STATUSES = (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED)
+# Internal states, never shown: stock is being reserved / the reservation was refused.
+RESERVING, FAILED = "reserving", "failed"
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    PENDING: (PAID, CANCELLED),
+    PAID: (SHIPPED, CANCELLED),
+    SHIPPED: (DELIVERED,),
+}
+# A pending order outlives its reservation by this much before the order sweep cancels it
+# (the STOCK_RELEASED "expired" event normally does it first).
+EXPIRY_GRACE_S = 5
+USER_CANCEL_REASON = "cancelled by user"
+ADMIN_CANCEL_REASON = "cancelled by admin"
+EXPIRED_REASON = "reservation expired"
+
+
+class Line(msgspec.Struct, frozen=True):
+    product_id: int
+    product_name: str
+    quantity: int
+    unit_price_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.unit_price_cents * self.quantity
+
+
+def is_visible(status: str) -> bool:
+    return status in STATUSES
+
+
+def can_transition(current: str, target: str) -> bool:
+    return target in TRANSITIONS.get(current, ())
+
+
+def check_status(value: str) -> str:
+    if value not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+    return value
+
+
+def check_transition(current: str, target: str) -> None:
+    if not can_transition(current, target):
+        raise Conflict(f"Cannot change an order from {current} to {target}")
+
+
+def check_cancellable(status: str) -> None:
+    if status != PENDING:
+        raise Conflict(f"Only a pending order can be cancelled; this order is {status}")
+
+
+def check_owner_or_admin(actor_role: str, actor_id: int, owner_id: int) -> None:
+    if actor_role != "admin" and actor_id != owner_id:
+        raise Forbidden("Only the owner or an admin may do this")
+
+
+def cancel_reason(actor_id: int, owner_id: int) -> str:
+    """Who cancelled, as the customer and the payment service will read it."""
+    return USER_CANCEL_REASON if actor_id == owner_id else ADMIN_CANCEL_REASON
+
+
+def payment_applies(status: str) -> bool:
+    """True: a pending order becomes paid. False: already paid, nothing to do. Else Conflict."""
+    if status == PENDING:
+        return True
+    if status == PAID:
+        return False
+    raise Conflict(f"Order is {status} and can no longer be paid")
+
+
+def line_from_cart(items: list[CartLine], product_id: int, quantity: int | None) -> Line:
+    """The cart's line for `product_id`, for the cart's quantity or fewer units."""
+    cart_line = next((item for item in items if item.productId == product_id), None)
+    if cart_line is None:
+        raise BadRequest(f"Product {product_id} is not in your cart; add it to the cart first")
+    wanted = cart_line.quantity if quantity is None else quantity
+    if wanted <= 0:
+        raise BadRequest("quantity must be a positive integer")
+    if wanted > cart_line.quantity:
+        raise BadRequest(f"quantity {wanted} exceeds the {cart_line.quantity} in your cart for product "
+                         f"{product_id}")
+    return _line(cart_line, wanted)
+
+
+def lines_from_cart(items: list[CartLine]) -> list[Line]:
+    lines = [_line(item, item.quantity) for item in items if item.quantity > 0]
+    if not lines:
+        raise BadRequest("Your cart is empty")
+    return lines
+
+
+def _line(item: CartLine, quantity: int) -> Line:
+    return Line(item.productId, item.productName, quantity, to_cents(item.unitPrice))
+
+
+def total_cents(lines: list[Line]) -> int:
+    return sum(line.total_cents for line in lines)
+
+
+def stale_cutoff(now_epoch: float, reservation_ttl_s: int) -> str:
+    """Orders created before this instant have outlived their reservation (plus grace)."""
+    return iso_from_epoch(now_epoch - reservation_ttl_s - EXPIRY_GRACE_S)

@@ -1,0 +1,120 @@
+"""HTTP routes of the order service: the caller's orders, admin status changes, internal lookups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from microcommerce.contracts.order import MarkOrderPaid
+from microcommerce.errors import Forbidden
+from microcommerce.http.app import ask
+from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
+from microcommerce.http.body import int_param, json_response, query_value, read_json
+from microcommerce.services.order import domain
+from microcommerce.services.order.messages import (
+    CancelOrder,
+    ChangeOrderStatus,
+    CheckoutCart,
+    GetOrder,
+    ListUserOrders,
+    OrderExists,
+    OrderView,
+    PlaceOrder,
+)
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class PlaceOrderBody(msgspec.Struct):
+    productId: PositiveInt
+    quantity: PositiveInt | None = None
+
+
+class StatusBody(msgspec.Struct):
+    status: Annotated[str, msgspec.Meta(max_length=40)]
+
+
+class MarkPaidBody(msgspec.Struct):
+    paymentId: PositiveInt
+
+
+def _order_id(request: web.Request) -> int:
+    return int_param(request.match_info["orderId"], "orderId")
+
+
+async def place_order(request: web.Request) -> web.Response:
+    principal = require_role(request, "user")
+    body = await read_json(request, PlaceOrderBody)
+    order = await ask(request, PlaceOrder(user_id=principal.id, product_id=body.productId,
+                                          quantity=body.quantity))
+    return json_response(order, 201)
+
+
+async def checkout(request: web.Request) -> web.Response:
+    principal = require_role(request, "user")
+    return json_response(await ask(request, CheckoutCart(user_id=principal.id)), 201)
+
+
+async def _list(request: web.Request, user_id: int) -> web.Response:
+    limit = min(max(query_value(request, "limit", int, 50), 1), 200)
+    offset = max(query_value(request, "offset", int, 0), 0)
+    orders = await ask(request, ListUserOrders(user_id=user_id, limit=limit, offset=offset))
+    return json_response({"orders": orders, "limit": limit, "offset": offset})
+
+
+async def my_orders(request: web.Request) -> web.Response:
+    return await _list(request, authenticate(request).id)
+
+
+async def user_orders(request: web.Request) -> web.Response:
+    user_id = int_param(request.match_info["userId"], "userId")
+    require_owner_or_admin(request, user_id)
+    return await _list(request, user_id)
+
+
+async def get_order(request: web.Request) -> web.Response:
+    principal = authenticate(request)
+    order: OrderView = await ask(request, GetOrder(order_id=_order_id(request)))
+    if order.userId != principal.id and not principal.is_admin():
+        raise Forbidden("Only the owner or an admin may see this order")
+    return json_response(order)
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    principal = authenticate(request)
+    order = await ask(request, CancelOrder(order_id=_order_id(request), actor_id=principal.id,
+                                           actor_role=principal.role))
+    return json_response(order)
+
+
+async def change_status(request: web.Request) -> web.Response:
+    principal = require_role(request, "admin")
+    order_id = _order_id(request)
+    body = await read_json(request, StatusBody)
+    order = await ask(request, ChangeOrderStatus(order_id=order_id, status=domain.check_status(body.status),
+                                                 actor_id=principal.id, actor_role=principal.role))
+    return json_response(order)
+
+
+async def order_exists(request: web.Request) -> web.Response:
+    return json_response({"exists": await ask(request, OrderExists(order_id=_order_id(request)))})
+
+
+async def mark_paid(request: web.Request) -> web.Response:
+    order_id = _order_id(request)
+    body = await read_json(request, MarkPaidBody)
+    return json_response(await ask(request, MarkOrderPaid(order_id=order_id, payment_id=body.paymentId)))
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/orders/me", place_order)
+    app.router.add_post("/orders/me/checkout", checkout)
+    app.router.add_get("/orders/me", my_orders)
+    app.router.add_get("/orders/user/{userId}", user_orders)
+    app.router.add_get("/orders/{orderId}", get_order)
+    app.router.add_patch("/orders/{orderId}/cancel", cancel_order)
+    app.router.add_patch("/orders/{orderId}/status", change_status)
+    app.router.add_get("/internal/orders/{orderId}/exists", order_exists)
+    app.router.add_post("/internal/orders/{orderId}/mark-paid", mark_paid)
