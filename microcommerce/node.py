@@ -78,7 +78,9 @@ class Node:
             if applied:
                 log.info("%s: applied migrations %s", spec.name, ", ".join(applied))
             system.start()
-        app = create_app(spec.name, self.settings, self.issuer, system=system, bus=self.bus,
+        # Services report their HTTP activity to audit; the gateway would only double it.
+        activity_bus = self.bus if spec.logic is not None else None
+        app = create_app(spec.name, self.settings, self.issuer, system=system, bus=activity_bus,
                          setup_routes=spec.setup_routes)
         app[NODE] = self
         runtime = ServiceRuntime(spec, app, system)
