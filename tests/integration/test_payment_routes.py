@@ -15,7 +15,7 @@ from mc_testkit import eventually
 from microcommerce.actors import outbox
 from microcommerce.contracts import payment as payment_events
 from microcommerce.contracts.events import ORDER_EVENTS, PAYMENT_EVENTS, new_event
-from microcommerce.contracts.order import ORDER_CANCELLED, OrderData, OrderLine
+from microcommerce.contracts.order import ORDER_CANCELLED, OrderData
 from microcommerce.http.middlewares import INTERNAL_TOKEN_HEADER
 from microcommerce.services.payment import SPEC as PAYMENT
 from microcommerce.services.payment import store as payment_store
@@ -201,23 +201,13 @@ async def test_order_cancelled_delivered_twice_refunds_once(make_platform):
     payment = (await charge(platform, token, order["id"])).body
 
     data = OrderData(id=order["id"], userId=user["id"], status="cancelled", totalAmount=order["totalAmount"],
-                     items=[OrderLine(productId=1, productName="x", quantity=1, unitPrice=1.0, lineTotal=1.0)],
-                     previousStatus="paid")
+                     items=[], previousStatus="paid")
     envelope = new_event(ORDER_CANCELLED, "test-producer", data)
-    # Deliver straight to the payment service as the bus would, twice, and wait until both
-    # deliveries are handled; then wait until its outbox is published, and count.
-    system = platform.system("payment")
-    loop = asyncio.get_running_loop()
-    handled = [asyncio.Event(), asyncio.Event()]
-    for event in handled:
-        system.deliver_event(envelope, ORDER_EVENTS, str(order["id"]),
-                             lambda event=event: loop.call_soon_threadsafe(event.set))
-    for event in handled:
-        await asyncio.wait_for(event.wait(), 5)
-    db = system.open_database()
+    await deliver_to_payment(platform, envelope, order["id"], times=2)
+    db = platform.system("payment").open_database()
     await db.connect()
     try:
-        await eventually(lambda: _drained(db))
+        await eventually(lambda: _drained(db))  # whatever the deliveries emitted is now published
     finally:
         await db.close()
 
@@ -225,6 +215,30 @@ async def test_order_cancelled_delivered_twice_refunds_once(make_platform):
     assert [p["status"] for p in await order_payments(platform, order["id"])] == ["refunded"]
     again = await charge(platform, token, order["id"])
     assert again.status == 409, again
+
+
+async def deliver_to_payment(platform, envelope, order_id: int, times: int) -> None:
+    """Hand an event to the payment service as the bus does, and wait until each copy is handled."""
+    system = platform.system("payment")
+    loop = asyncio.get_running_loop()
+    handled = [asyncio.Event() for _ in range(times)]
+    for event in handled:
+        system.deliver_event(envelope, ORDER_EVENTS, str(order_id),
+                             lambda event=event: loop.call_soon_threadsafe(event.set))
+    for event in handled:
+        await asyncio.wait_for(event.wait(), 5)
+
+
+async def test_a_cancellation_seen_before_the_order_service_shows_it_blocks_the_charge(make_platform):
+    platform = await make_platform(SHOP)
+    user, token, order, _ = await shop(platform)
+    data = OrderData(id=order["id"], userId=user["id"], status="cancelled", totalAmount=order["totalAmount"],
+                     items=[], previousStatus="pending")
+    await deliver_to_payment(platform, new_event(ORDER_CANCELLED, "test-producer", data), order["id"], times=1)
+    assert await order_status(platform, token, order["id"]) == "pending"  # the order service lags
+    reply = await charge(platform, token, order["id"])
+    assert reply.status == 409 and reply.body["message"] == "Order is cancelled; it can no longer be charged"
+    assert await order_payments(platform, order["id"]) == []
 
 
 async def _drained(db) -> bool:
