@@ -20,6 +20,5 @@ class KeyRouter(Generic[T]):
         n = len(self.routees)
         if key is None:
             return self.routees[next(self._next) % n]  # no aggregate: spread the load
-        if isinstance(key, int):
-            return self.routees[key % n]
+        # Hash the text form: an event keyed "5" and a command keyed 5 reach the same worker.
         return self.routees[zlib.crc32(str(key).encode()) % n]
