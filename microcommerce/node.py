@@ -105,7 +105,7 @@ class Node:
         self.bus.stop()
 
     def _observe_user_event(self, envelope: EventEnvelope, topic: str, key: str, done: Any) -> None:
-        """Keep token revocations current in this process (password changes, deletions, blocks)."""
+        """Keep token revocations current in this process (password changes, deletions, blocks, roles)."""
         data = envelope.data
         if envelope.eventType == user_contract.USER_PASSWORD_CHANGED:
             self.revocations.raise_min_version(data.id, data.tokenVersion)
@@ -113,5 +113,6 @@ class Node:
             self.revocations.set_void(data.id, True)
         elif envelope.eventType == user_contract.USER_UPDATED:
             self.revocations.set_void(data.id, data.accountStatus != "active")
+            self.revocations.set_role(data.id, data.role)
         if done is not None:
             done()

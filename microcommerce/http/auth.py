@@ -2,7 +2,8 @@
 
 Tokens carry a token version (`tv`). A password change bumps the version and announces it
 (`USER_PASSWORD_CHANGED`); every process keeps the minimum valid version per user from those
-events, so tokens issued before the change stop working in every service.
+events, so tokens issued before the change stop working in every service. Likewise a token
+whose role is no longer the user's (`USER_UPDATED`) stops working.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Revocations:
         self._lock = threading.Lock()
         self._min_version: dict[int, int] = {}
         self._void: set[int] = set()
+        self._roles: dict[int, str] = {}  # current role of users whose role changed
 
     def raise_min_version(self, user_id: int, version: int) -> None:
         with self._lock:
@@ -47,8 +49,15 @@ class Revocations:
         with self._lock:
             (self._void.add if void else self._void.discard)(user_id)
 
+    def set_role(self, user_id: int, role: str) -> None:
+        """A token claiming another role than the user's current one is stale (e.g. a demoted admin)."""
+        with self._lock:
+            self._roles[user_id] = role
+
     def accepts(self, principal: Principal) -> bool:
-        return principal.id not in self._void and principal.tv >= self._min_version.get(principal.id, 0)
+        return (principal.id not in self._void
+                and principal.tv >= self._min_version.get(principal.id, 0)
+                and self._roles.get(principal.id, principal.role) == principal.role)
 
 
 class TokenIssuer:

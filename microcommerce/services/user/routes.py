@@ -174,8 +174,10 @@ async def update_user(request: web.Request) -> web.Response:
         role=domain.check_role(body.role) if body.role is not None else None,
         account_status=domain.check_status(body.accountStatus) if body.accountStatus is not None else None,
     ))
+    revocations = request.app[TOKEN_ISSUER].revocations
     if user.accountStatus != "active":
-        request.app[TOKEN_ISSUER].revocations.set_void(user.id, True)
+        revocations.set_void(user.id, True)
+    revocations.set_role(user.id, user.role)  # at once here; other processes via USER_UPDATED
     return json_response(user)
 
 
