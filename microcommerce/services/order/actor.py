@@ -173,7 +173,8 @@ class OrderActor(ServiceActor):
     @handles(SweepStaleOrders)
     async def sweep_stale_orders(self, cmd: SweepStaleOrders) -> int:
         """Backstop of reservation expiry, and cleanup after a crash between insert and reserve."""
-        cutoff = domain.stale_cutoff(time.time(), self.settings.reservation_ttl_s)
+        cutoff = domain.stale_cutoff(time.time(), self.settings.reservation_ttl_s,
+                                     self.settings.reservation_sweep_interval_ms / 1000.0)
         cancelled = 0
         for row in await store.created_before(self.db, PENDING, cutoff, cmd.limit):
             async with self.db.transaction() as tx:

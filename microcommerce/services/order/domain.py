@@ -19,9 +19,10 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     PAID: (SHIPPED, CANCELLED),
     SHIPPED: (DELIVERED,),
 }
-# A pending order outlives its reservation by this much before the order sweep cancels it
-# (the STOCK_RELEASED "expired" event normally does it first).
-EXPIRY_GRACE_S = 5
+# The order sweep cancels a pending order this long after its reservation expired, giving
+# inventory's expiry sweep (and its STOCK_RELEASED "expired" event) a few turns to do it first.
+MIN_EXPIRY_GRACE_S = 1.0
+EXPIRY_GRACE_SWEEPS = 3
 USER_CANCEL_REASON = "cancelled by user"
 ADMIN_CANCEL_REASON = "cancelled by admin"
 EXPIRED_REASON = "reservation expired"
@@ -110,6 +111,7 @@ def total_cents(lines: list[Line]) -> int:
     return sum(line.total_cents for line in lines)
 
 
-def stale_cutoff(now_epoch: float, reservation_ttl_s: int) -> str:
+def stale_cutoff(now_epoch: float, reservation_ttl_s: float, sweep_interval_s: float) -> str:
     """Orders created before this instant have outlived their reservation (plus grace)."""
-    return iso_from_epoch(now_epoch - reservation_ttl_s - EXPIRY_GRACE_S)
+    grace = max(MIN_EXPIRY_GRACE_S, EXPIRY_GRACE_SWEEPS * sweep_interval_s)
+    return iso_from_epoch(now_epoch - reservation_ttl_s - grace)
