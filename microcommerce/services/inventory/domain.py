@@ -113,6 +113,3 @@ def expiry(now_epoch: float, ttl_s: int, requested: str | None) -> str:
         moment = moment.replace(tzinfo=UTC)  # a naive timestamp is read as UTC, like every other here
     return iso_from_epoch(moment.timestamp())
 
-
-def is_expired(expires_at: str, now_iso: str) -> bool:
-    return expires_at <= now_iso
