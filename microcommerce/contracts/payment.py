@@ -1,4 +1,4 @@
-"""Payment service contract: `payment-events`."""
+"""Payment service contract: `payment-events`, keyed by order id (one order's payment events stay in order)."""
 
 from __future__ import annotations
 
