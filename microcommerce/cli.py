@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,11 @@ log = logging.getLogger("microcommerce")
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
         self.exit(2, f"microcommerce: error: {message} (see --help)\n")
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for a terminal or a log: the password is masked."""
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +124,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
 def _dev_banner(node: Any) -> str:
     settings = node.settings
     lines = ["", "MicroCommerce is up (all-in-one dev mode)",
-             f"  storage: {'in memory' if settings.ephemeral else settings.database_url or settings.data_dir}"]
+             f"  storage: {'in memory' if settings.ephemeral else shown_url(settings.database_url) or settings.data_dir}"]
     for name in node.service_names:
         lines.append(f"  {name:<13} {settings.url_of(name)}")
     admin = node.ready_results.get("user")
@@ -162,7 +168,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
             if spec.logic is None:
                 continue
             system = ActorSystem(name, settings, LocalBus(), spec.logic, spec.schema_dir)
-            print(f"{name}: migrating {system.database_url} ...", flush=True)
+            print(f"{name}: migrating {shown_url(system.database_url)} ...", flush=True)
             applied = await system.migrate()
             print(f"{name}: {'applied ' + ', '.join(applied) if applied else 'up to date'}", flush=True)
 
