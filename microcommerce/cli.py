@@ -129,8 +129,12 @@ def _dev_banner(node: Any) -> str:
         lines.append(f"  {name:<13} {settings.url_of(name)}")
     admin = node.ready_results.get("user")
     if admin:
-        secret = admin["password"] or "(password unchanged: set BOOTSTRAP_ADMIN_PASSWORD to choose one)"
-        if admin["password"] and not admin["generated"]:
+        # Only a password generated for a new account is worth printing; an existing one is kept.
+        if not admin["created"]:
+            secret = "(existing account: password unchanged)"
+        elif admin["generated"]:
+            secret = admin["password"]
+        else:
             secret = "(from BOOTSTRAP_ADMIN_PASSWORD)"
         lines.append(f"  bootstrap admin: {admin['email']}  password: {secret}")
     lines.append("Press Ctrl-C to stop.")
