@@ -193,6 +193,12 @@ async def start_probe():
         await asyncio.to_thread(system.stop)
 
 
+def key_of_worker(system: ActorSystem, index: int) -> int:
+    """A key that the system's router sends to worker `index`."""
+    target = system.router.routees[index]
+    return next(key for key in range(1, 1000) if system.router.route(key) is target)
+
+
 # -- crash and restart --------------------------------------------------------------------------
 
 
@@ -288,21 +294,23 @@ async def test_crashes_spread_over_time_stay_within_the_intensity(start_probe):
 
 async def test_one_for_one_leaves_sibling_workers_running(start_probe):
     probe = await start_probe(workers=2)
-    await probe.system.ask(Echo(key=1))
+    first, second = key_of_worker(probe.system, 0), key_of_worker(probe.system, 1)
+    await probe.system.ask(Echo(key=second))
     with pytest.raises(InternalError):
-        await probe.system.ask(Crash(key=0))
-    await probe.system.ask(Echo(key=0))  # handled after worker 0 restarted
-    await probe.system.ask(Echo(key=1))  # handled after any message the supervisor sent worker 1
+        await probe.system.ask(Crash(key=first))
+    await probe.system.ask(Echo(key=first))  # handled after worker 0 restarted
+    await probe.system.ask(Echo(key=second))  # handled after any message the supervisor sent worker 1
     assert STATE.boots == Counter({0: 2, 1: 1})
 
 
 async def test_one_for_all_restarts_every_sibling(start_probe):
     probe = await start_probe(workers=2, policy=RestartPolicy(strategy="one_for_all", max_restarts=5,
                                                               window_s=10))
+    first, second = key_of_worker(probe.system, 0), key_of_worker(probe.system, 1)
     with pytest.raises(InternalError):
-        await probe.system.ask(Crash(key=0))
-    await probe.system.ask(Echo(key=0))
-    await probe.system.ask(Echo(key=1))  # queued after the Restart the supervisor sent it
+        await probe.system.ask(Crash(key=first))
+    await probe.system.ask(Echo(key=first))
+    await probe.system.ask(Echo(key=second))  # queued after the Restart the supervisor sent it
     assert STATE.boots == Counter({0: 2, 1: 2})
     assert probe.system.restarts_total() == 1
     assert (await probe.call("GET", "/health"))[0] == 200
@@ -336,10 +344,11 @@ async def test_full_mailbox_answers_503_with_retry_after_and_counts_a_dead_lette
 
 async def test_a_blocked_worker_does_not_block_the_http_loop(start_probe):
     probe = await start_probe(workers=2)
-    blocked = asyncio.create_task(probe.call("POST", "/block/2"))  # key 2 → worker 0
+    first, second = key_of_worker(probe.system, 0), key_of_worker(probe.system, 1)
+    blocked = asyncio.create_task(probe.call("POST", f"/block/{first}"))
     assert await asyncio.to_thread(STATE.blocked.wait, WAIT_S)
 
-    status, body, _ = await probe.call("GET", "/echo/1")  # key 1 → worker 1
+    status, body, _ = await probe.call("GET", f"/echo/{second}")  # another worker, same service
     assert status == 200 and body["worker"] == 1
     async with probe.session.get(probe.base_url + "/metrics") as resp:
         assert resp.status == 200
