@@ -8,6 +8,7 @@ from .port import (
     Executor,
     IntegrityError,
     StorageError,
+    TransientError,
 )
 from .urls import open_database
 
@@ -18,6 +19,7 @@ __all__ = [
     "Executor",
     "IntegrityError",
     "StorageError",
+    "TransientError",
     "migrate",
     "open_database",
 ]

@@ -21,12 +21,21 @@ import aiomysql
 import pymysql
 from pymysql.constants import CLIENT
 
-from .port import Database, DatabaseUnavailable, ExecResult, IntegrityError, Row, StorageError
+from .port import (
+    Database,
+    DatabaseUnavailable,
+    ExecResult,
+    IntegrityError,
+    Row,
+    StorageError,
+    TransientError,
+)
 from .urls import MysqlTarget
 
 log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = {2003, 2006, 2013, 2055}  # can't connect, gone away, lost (twice)
+_TRANSIENT_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the work back
 _CONNECT_TIMEOUT_S = 10
 # Strict mode: bad data is an error, never a silently truncated value plus a warning.
 _SQL_MODE = "TRADITIONAL"
@@ -63,6 +72,8 @@ def _mapped_errors(address: str) -> Iterator[None]:
     except pymysql.err.IntegrityError as exc:
         raise IntegrityError(f"constraint violated: {_detail(exc)}") from exc
     except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] in _TRANSIENT_ERRORS:
+            raise TransientError(f"transaction lost a race: {_detail(exc)}") from exc
         if exc.args and exc.args[0] in _CONNECTION_ERRORS:
             raise DatabaseUnavailable(f"MySQL at {address} is unavailable: {_detail(exc)}") from exc
         raise StorageError(f"mysql error: {_detail(exc)}") from exc

@@ -31,6 +31,11 @@ class IntegrityError(StorageError):
     """A unique, foreign-key or NOT NULL constraint rejected the statement."""
 
 
+class TransientError(StorageError):
+    """The transaction lost a race (deadlock, lock wait timeout); it was rolled back, so
+    running the whole unit of work again is safe."""
+
+
 class DatabaseUnavailable(StorageError):
     """The database cannot be reached, or the connection was lost mid-statement."""
 

@@ -24,7 +24,15 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from .port import Database, DatabaseUnavailable, ExecResult, IntegrityError, Row, StorageError
+from .port import (
+    Database,
+    DatabaseUnavailable,
+    ExecResult,
+    IntegrityError,
+    Row,
+    StorageError,
+    TransientError,
+)
 from .urls import SqliteTarget
 
 log = logging.getLogger(__name__)
@@ -90,6 +98,10 @@ def _mapped_errors() -> Iterator[None]:
         yield
     except sqlite3.IntegrityError as exc:
         raise IntegrityError(f"constraint violated: {exc}") from exc
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):  # another process held the file past busy_timeout
+            raise TransientError(f"sqlite busy: {exc}") from exc
+        raise StorageError(f"sqlite error: {exc}") from exc
     except sqlite3.Error as exc:
         raise StorageError(f"sqlite error: {exc}") from exc
 

@@ -41,7 +41,7 @@ def _bad(url: str, reason: str) -> ValueError:
     return ValueError(f"bad database URL {shown!r}: {reason}")
 
 
-def parse_database_url(url: str, *, pool_size: int = 4) -> SqliteTarget | MysqlTarget:
+def parse_database_url(url: str, *, pool_size: int = 2) -> SqliteTarget | MysqlTarget:
     scheme, sep, _ = url.partition("://")
     if not sep or scheme not in SCHEMES:
         raise _bad(url, f"scheme must be one of {', '.join(s + '://' for s in SCHEMES)}")
@@ -107,7 +107,7 @@ def _parse_mysql(url: str, pool_size: int) -> MysqlTarget:
     )
 
 
-def open_database(url: str, *, pool_size: int = 4) -> Database:
+def open_database(url: str, *, pool_size: int = 2) -> Database:
     """Build (but do not connect) the adapter for ``url``."""
     target = parse_database_url(url, pool_size=pool_size)
     # Imported here: the adapters import this module for their target types.
