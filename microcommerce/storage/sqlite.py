@@ -190,7 +190,7 @@ class SqliteDatabase(_SqliteExecutor, Database):
                         f"cannot open sqlite database {where}: {exc}"
                     ) from exc
                 _registry[key] = shared
-                log.info("opened sqlite database %s", key)
+                log.debug("opened sqlite database %s", key)
             shared.refs += 1
         self._shared = shared
 
@@ -206,7 +206,7 @@ class SqliteDatabase(_SqliteExecutor, Database):
         # Outside the registry lock: waiting here for a running statement must not stall connect().
         with shared.lock:
             shared.conn.close()
-        log.info("closed sqlite database %s", self._target.key)
+        log.debug("closed sqlite database %s", self._target.key)
 
     def _connected(self) -> _Shared:
         if self._shared is None:
