@@ -65,6 +65,10 @@ class Node:
             for name, runtime in self.services.items():
                 if runtime.spec.on_ready is not None:
                     self.ready_results[name] = await runtime.spec.on_ready(self)
+            # Ports open last, the gateway's after every service's: no early 503s.
+            if self.serve_http:
+                for runtime in sorted(self.services.values(), key=lambda r: r.spec.name == "gateway"):
+                    await self._serve(runtime)
         except BaseException:
             await self.stop()
             raise
@@ -83,15 +87,14 @@ class Node:
         app = create_app(spec.name, self.settings, self.issuer, system=system, bus=activity_bus,
                          setup_routes=spec.setup_routes)
         app[NODE] = self
-        runtime = ServiceRuntime(spec, app, system)
-        self.services[spec.name] = runtime
-        if self.serve_http:
-            runtime.runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await runtime.runner.setup()
-            site = web.TCPSite(runtime.runner, self.settings.host, self.settings.port_of(spec.name),
-                               reuse_address=True)
-            await site.start()
-            runtime.port = self.settings.port_of(spec.name)
+        self.services[spec.name] = ServiceRuntime(spec, app, system)
+
+    async def _serve(self, runtime: ServiceRuntime) -> None:
+        runtime.runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False)
+        await runtime.runner.setup()
+        port = self.settings.port_of(runtime.spec.name)
+        await web.TCPSite(runtime.runner, self.settings.host, port, reuse_address=True).start()
+        runtime.port = port
 
     async def stop(self) -> None:
         """HTTP first (no new work), then each system drains its mailboxes, then the bus."""
