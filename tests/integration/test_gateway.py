@@ -159,3 +159,28 @@ async def test_gateway_health_sees_an_escalated_service_as_down(platform):
     reply = await platform.get("/health")
     assert reply.body["checks"]["services"] == {"user": "down"}
     assert reply.body["overall"] == "degraded"
+
+
+@pytest.mark.parametrize(("path", "service"), [
+    ("/internal/products/3", "product"),
+    ("/internal/reservations", "inventory"),
+    ("/internal/orders/4/confirm", "inventory"),
+    ("/internal/orders/4/payments", "payment"),
+    ("/internal/orders/4/mark-paid", "order"),
+    ("/internal/unknown", None),
+])
+def test_internal_routing_table(path, service):
+    assert target_service(path) == service
+
+
+async def test_internal_routes_pass_only_when_exposed(make_platform):
+    hidden = await make_platform(["gateway", "user", "product"])
+    exposed = await make_platform(["gateway", "user", "product"], expose_internal=True)
+    for platform in (hidden, exposed):
+        admin = await platform.admin_token()
+        category = await platform.post("/categories", token=admin, json={"name": "Tools"})
+        await platform.post("/products", token=admin, json={
+            "categoryId": category.body["id"], "name": "Saw", "price": 9.5, "stockQuantity": 1})
+    assert (await hidden.get("/internal/products/1/exists")).status == 404
+    reply = await exposed.get("/internal/products/1/exists")
+    assert (reply.status, reply.body) == (200, {"exists": True})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -32,7 +33,20 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 BREAKERS = web.AppKey("breakers", dict)
 
 
+# With EXPOSE_INTERNAL, /internal/* routes by these patterns (first match wins): several
+# services share the /internal/orders/ prefix.
+INTERNAL_ROUTES = (
+    (re.compile(r"^/internal/products/"), "product"),
+    (re.compile(r"^/internal/reservations(/|$)"), "inventory"),
+    (re.compile(r"^/internal/orders/[^/]+/(release|confirm)$"), "inventory"),
+    (re.compile(r"^/internal/orders/[^/]+/payments$"), "payment"),
+    (re.compile(r"^/internal/orders/"), "order"),
+)
+
+
 def target_service(path: str) -> str | None:
+    if path.startswith("/internal/"):
+        return next((service for pattern, service in INTERNAL_ROUTES if pattern.match(path)), None)
     first = path.lstrip("/").split("/", 1)[0]
     return ROUTES.get(first)
 
