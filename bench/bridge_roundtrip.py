@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import multiprocessing
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -46,6 +47,11 @@ from microcommerce.http.auth import Revocations, TokenIssuer  # noqa: E402
 from microcommerce.http.body import json_response, query_value  # noqa: E402
 
 VARIANTS = ("plain", "mw", "bridge")
+COMPARISONS = (  # (label, slower variant, reference)
+    ("actor hop   (bridge vs mw)", "bridge", "mw"),
+    ("middlewares (mw vs plain)", "mw", "plain"),
+    ("total       (bridge vs plain)", "bridge", "plain"),
+)
 PATH = "/compute?n=20"
 
 
@@ -143,10 +149,16 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: dict[str, int]
+    server_cpu_s: float = 0.0  # CPU time of this (server) process while measured, all threads
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU per request: steadier than req/s when other programs share the machine."""
+        return self.server_cpu_s / self.requests * 1e6 if self.requests else 0.0
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -159,18 +171,13 @@ def _wrk_latency(text: str, pct: str) -> float:
     return float(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
-def run_wrk(url: str, concurrency: int, warmup: float, duration: float) -> Result:
-    def wrk(seconds: float, latency: bool) -> str:
-        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
-        proc = subprocess.run([*cmd, *(["--latency"] if latency else []), url],
-                              capture_output=True, text=True, timeout=seconds + 30)
-        if proc.returncode != 0:
-            raise BenchFailed(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}")
-        return proc.stdout
-
-    if warmup > 0:
-        wrk(warmup, latency=False)
-    text = wrk(duration, latency=True)
+def run_wrk(url: str, concurrency: int, duration: float) -> Result:
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+           "--latency", url]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+    if proc.returncode != 0:
+        raise BenchFailed(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}")
+    text = proc.stdout
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
     if not total:
         raise BenchFailed(f"could not read wrk's output:\n{text}")
@@ -184,15 +191,14 @@ def run_wrk(url: str, concurrency: int, warmup: float, duration: float) -> Resul
                   _wrk_latency(text, "50"), _wrk_latency(text, "99"), errors)
 
 
-def _client_process(url: str, concurrency: int, warmup: float, duration: float, out) -> None:  # noqa: ANN001
-    """Child process: `concurrency` keep-alive loops; latencies counted after the warm-up."""
+def _client_process(url: str, concurrency: int, duration: float, out) -> None:  # noqa: ANN001
+    """Child process: `concurrency` keep-alive loops for `duration` seconds."""
     import aiohttp
 
     async def drive() -> tuple[int, float, list[float], dict[str, int]]:
         latencies: list[float] = []
         errors: Counter[str] = Counter()
-        start = time.perf_counter()
-        measure_from, stop_at = start + warmup, start + warmup + duration
+        stop_at = time.perf_counter() + duration
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -205,10 +211,9 @@ def _client_process(url: str, concurrency: int, warmup: float, duration: float, 
                     except aiohttp.ClientError as exc:
                         errors[type(exc).__name__] += 1
                         continue
-                    if now >= measure_from:
-                        latencies.append(time.perf_counter() - now)
-                        if status != 200:
-                            errors[str(status)] += 1
+                    latencies.append(time.perf_counter() - now)
+                    if status != 200:
+                        errors[str(status)] += 1
 
             await asyncio.gather(*(loop() for _ in range(concurrency)))
         return len(latencies), duration, latencies, dict(errors)
@@ -217,13 +222,13 @@ def _client_process(url: str, concurrency: int, warmup: float, duration: float, 
     out.close()
 
 
-def run_python_client(url: str, concurrency: int, warmup: float, duration: float) -> Result:
+def run_python_client(url: str, concurrency: int, duration: float) -> Result:
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_client_process, args=(url, concurrency, warmup, duration, sender))
+    proc = ctx.Process(target=_client_process, args=(url, concurrency, duration, sender))
     proc.start()
     sender.close()
-    if not receiver.poll(warmup + duration + 60):
+    if not receiver.poll(duration + 60):
         proc.kill()
         raise BenchFailed("the load-driver process did not report back")
     count, seconds, latencies, errors = receiver.recv()
@@ -247,45 +252,67 @@ async def measure(servers: Servers, args: argparse.Namespace, driver: str) -> di
     run = run_wrk if driver == "wrk" else run_python_client
     results: dict[int, dict[str, list[Result]]] = {}
     for concurrency in args.concurrency:
-        per_variant = results[concurrency] = {name: [] for name in VARIANTS}
+        per_variant = results[concurrency] = {name: [] for name in args.variants}
         for round_no in range(1, args.rounds + 1):
-            for name in VARIANTS:
-                # The driver blocks in another process; this loop keeps serving meanwhile.
-                result = await asyncio.to_thread(run, servers.urls[name], concurrency, args.warmup,
-                                                 args.duration)
+            for name in args.variants:
+                # The driver runs in another process; this loop keeps serving meanwhile.
+                url = servers.urls[name]
+                if args.warmup > 0:
+                    await asyncio.to_thread(run, url, concurrency, args.warmup)
+                cpu_before = _process_cpu()
+                result = await asyncio.to_thread(run, url, concurrency, args.duration)
+                result.server_cpu_s = _process_cpu() - cpu_before
                 if result.errors:
                     raise BenchFailed(f"{name} at concurrency {concurrency} had errors: {result.errors}")
                 per_variant[name].append(result)
                 print(f"  round {round_no}/{args.rounds}  c={concurrency:<3} {name:<7}"
-                      f"{result.rps:9.0f} req/s  p50 {result.p50_ms:6.3f} ms  p99 {result.p99_ms:6.3f} ms",
-                      flush=True)
+                      f"{result.rps:9.0f} req/s  p50 {result.p50_ms:6.3f} ms  p99 {result.p99_ms:6.3f} ms"
+                      f"  cpu {result.cpu_us:5.0f} us/req", flush=True)
     return results
 
 
-def median_of(results: list[Result]) -> tuple[float, float, float]:
-    return (statistics.median(r.rps for r in results), statistics.median(r.p50_ms for r in results),
-            statistics.median(r.p99_ms for r in results))
+@dataclass
+class Summary:
+    """Medians over the rounds of one variant at one concurrency."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float
+
+    @classmethod
+    def of(cls, results: list[Result]) -> Summary:
+        return cls(statistics.median(r.rps for r in results), statistics.median(r.p50_ms for r in results),
+                   statistics.median(r.p99_ms for r in results), statistics.median(r.cpu_us for r in results))
 
 
 def overhead(slow: float, fast: float) -> str:
+    """How much more `slow` costs than `fast`, in percent."""
     return f"{(slow / fast - 1) * 100:+.1f}%" if fast else "n/a"
 
 
+def compare(label: str, slow: Summary, fast: Summary) -> str:
+    # time per request at saturation = 1 / throughput
+    return (f"      {label:<30} time/req {overhead(fast.rps, slow.rps):>8}   p50 {overhead(slow.p50_ms, fast.p50_ms):>8}"
+            f"   cpu/req {overhead(slow.cpu_us, fast.cpu_us):>8}  ({slow.cpu_us - fast.cpu_us:+.0f} us)")
+
+
 def report(results: dict[int, dict[str, list[Result]]]) -> None:
-    print("\nmedians (time per request = 1 / throughput; overhead = how much more than the reference)")
-    print(f"{'conc':>4}  {'variant':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print("\nmedians; overhead = how much more the slower variant costs per request")
+    print(f"{'conc':>4}  {'variant':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/req':>11}")
     for concurrency, per_variant in results.items():
-        medians = {name: median_of(rs) for name, rs in per_variant.items()}
-        for name in VARIANTS:
-            rps, p50, p99 = medians[name]
-            print(f"{concurrency:>4}  {name:<7} {rps:9.0f} {p50:8.3f} {p99:8.3f}")
-        (a_rps, a_p50, _), (c_rps, c_p50, _), (b_rps, b_p50, _) = (medians[n] for n in VARIANTS)
-        print(f"      actor hop   (bridge vs mw):    time/request {overhead(c_rps, b_rps)}, "
-              f"p50 {overhead(b_p50, c_p50)}")
-        print(f"      middlewares (mw vs plain):     time/request {overhead(a_rps, c_rps)}, "
-              f"p50 {overhead(c_p50, a_p50)}")
-        print(f"      total       (bridge vs plain): time/request {overhead(a_rps, b_rps)}, "
-              f"p50 {overhead(b_p50, a_p50)}")
+        summaries = {name: Summary.of(results) for name, results in per_variant.items()}
+        for name, summary in summaries.items():
+            print(f"{concurrency:>4}  {name:<7} {summary.rps:9.0f} {summary.p50_ms:8.3f} "
+                  f"{summary.p99_ms:8.3f} {summary.cpu_us:11.0f}")
+        for label, slow, fast in COMPARISONS:
+            if slow in summaries and fast in summaries:
+                print(compare(label, summaries[slow], summaries[fast]))
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -296,7 +323,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,32", help="comma-separated levels (default 1,32)")
     parser.add_argument("--driver", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--workers", type=int, default=None, help="actor workers (default: WORKERS setting)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="subset to run (default: all three)")
     args = parser.parse_args(argv)
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not args.variants or set(args.variants) - set(VARIANTS):
+        parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
     try:
         args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     except ValueError:
@@ -314,7 +345,7 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"bridge round trip: {driver} driver, {settings.workers} actor workers, "
               f"{args.rounds} round(s) x {args.warmup:g}s warm-up + {args.duration:g}s, "
               f"concurrency {','.join(map(str, args.concurrency))}", flush=True)
-        for name in VARIANTS:
+        for name in args.variants:
             print(f"  {name:<7} {servers.urls[name]}", flush=True)
         report(await measure(servers, args, driver))
     finally:

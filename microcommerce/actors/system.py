@@ -133,9 +133,10 @@ class ActorSystem:
             raise Overloaded(f"{self.name} service is overloaded, retry shortly")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        replies = _replies_for(loop)
 
         def reply(result: Any, error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, result, error)
+            replies.put(future, result, error)
 
         try:
             ref.tell(Ask(command, reply))
@@ -187,6 +188,55 @@ class ActorSystem:
         if self.supervisor is None or not self.supervisor.is_alive():
             return 0
         return self.supervisor.proxy().restarts_total.get(timeout=1)
+
+
+class _ReplyInbox:
+    """Replies bound for one event loop, settled on that loop in arrival order.
+
+    Worker threads append; only the first reply of a batch wakes the loop (call_soon_threadsafe
+    writes its self-pipe, a syscall that also hands the GIL around); replies that arrive before
+    the loop drains ride along. Under load that is one wake-up for many replies.
+    """
+
+    __slots__ = ("loop", "_items", "_lock", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._items: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def put(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+        with self._lock:
+            self._items.append((future, result, error))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed; fail like a direct call_soon_threadsafe
+            with self._lock:
+                self._scheduled = False
+                self._items.clear()
+            raise
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+            self._scheduled = False
+        for future, result, error in items:
+            _settle(future, result, error)
+
+
+_loop_local = threading.local()
+
+
+def _replies_for(loop: asyncio.AbstractEventLoop) -> _ReplyInbox:
+    """The reply inbox of `loop`; asks run on their loop's thread, so a thread-local finds it."""
+    replies = getattr(_loop_local, "replies", None)
+    if replies is None or replies.loop is not loop:
+        replies = _loop_local.replies = _ReplyInbox(loop)
+    return replies
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
