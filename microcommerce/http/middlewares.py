@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -44,6 +44,12 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         response.headers["X-Request-Id"] = request_id
 
 
+def new_request_id() -> str:
+    """32 hex digits, like uuid4().hex, ~8x cheaper: no getrandom syscall per request. Ids must
+    be unique, not secret; the module's generator is seeded from os.urandom (again after fork)."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def is_internal_caller(request: web.Request, settings: Settings) -> bool:
     return request.headers.get(INTERNAL_TOKEN_HEADER) == settings.internal_token
 
@@ -52,7 +58,7 @@ def observe(service: str, settings: Settings, metrics: HttpMetrics,
             activity: ActivityHook | None) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[REQUEST_ID] = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        request[REQUEST_ID] = request.headers.get("X-Request-Id") or new_request_id()
         started = time.perf_counter()
         status = 500
         try:
