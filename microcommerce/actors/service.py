@@ -27,10 +27,10 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 def handles(command_type: type) -> Callable[[Handler], Handler]:
-    """Mark `async def handler(self, command)` as the handler of one command type."""
+    """Mark `async def handler(self, command)` as the handler of a command type (stackable)."""
 
     def mark(fn: Handler) -> Handler:
-        fn.__handles__ = command_type  # type: ignore[attr-defined]
+        fn.__handles__ = (*getattr(fn, "__handles__", ()), command_type)  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -68,8 +68,8 @@ class ServiceActor:
         events: dict[str, str] = {}
         for klass in reversed(cls.__mro__):
             for name, member in vars(klass).items():
-                if hasattr(member, "__handles__"):
-                    commands[member.__handles__] = name
+                for command_type in getattr(member, "__handles__", ()):
+                    commands[command_type] = name
                 for event_name in getattr(member, "__events__", ()):
                     events[event_name] = name
         cls.command_handlers = commands

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import random
 import sys
 import time
 from collections.abc import Coroutine
@@ -24,12 +25,13 @@ from microcommerce.actors.timers import Timers
 from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
 from microcommerce.contracts.events import decode_event
 from microcommerce.errors import InternalError, ServiceError, ServiceUnavailable
-from microcommerce.storage import Database, DatabaseUnavailable
+from microcommerce.storage import Database, DatabaseUnavailable, TransientError
 
 if TYPE_CHECKING:
     from microcommerce.actors.system import ActorSystem
 
 log = logging.getLogger(__name__)
+TRANSIENT_ATTEMPTS = 3
 
 
 class Ping:
@@ -203,7 +205,7 @@ class Worker(SupervisedActor):
             if isinstance(ask.command, Ping):
                 result: Any = self.run(self.db.ping()) if self.db else False
             else:
-                result = self.run(self.logic.dispatch(ask.command))
+                result = self._dispatch(ask.command)
         except ServiceError as err:
             _reply(ask, None, err)
         except Exception as exc:  # noqa: BLE001 - a crash: answer the caller, then supervise
@@ -214,6 +216,21 @@ class Worker(SupervisedActor):
             _reply(ask, result, None)
         finally:
             self._after_message()
+
+    def _dispatch(self, command: Any) -> Any:
+        """Run a command; a transaction that lost a race (deadlock) was rolled back, so run the
+        whole handler again, unless the command says its side effects must not repeat."""
+        assert self.logic is not None
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                return self.run(self.logic.dispatch(command))
+            except TransientError as exc:
+                if attempt == TRANSIENT_ATTEMPTS or not getattr(command, "retry_transient", True):
+                    log.warning("%s gave up on %s: %s", self.child_id, type(command).__name__, exc)
+                    raise ServiceUnavailable(f"{self.system.name} service is busy, retry shortly",
+                                             retry_after_s=1) from None
+                time.sleep(random.uniform(0.002, 0.01) * attempt)
+        raise AssertionError("unreachable")
 
     def _handle_event(self, delivery: Deliver) -> None:
         max_attempts = self.system.settings.event_max_attempts

@@ -13,10 +13,13 @@ class Command(msgspec.Struct, kw_only=True, tag=True, frozen=True):
     `key_field` names the field that identifies the aggregate; commands with the same key go
     to the same worker so handlers for one aggregate never race.
     `reply_type` tells a remote adapter how to decode the answer.
+    `retry_transient`: may the worker rerun the handler after a deadlock rolled it back? Only
+    False for handlers with an outside effect before their last transaction (a card charge).
     """
 
     key_field: ClassVar[str | None] = None
     reply_type: ClassVar[Any] = Any
+    retry_transient: ClassVar[bool] = True
 
     @property
     def routing_key(self) -> Any:

@@ -28,6 +28,7 @@ from microcommerce.errors import InternalError, NotFound, ServiceUnavailable, Up
 from microcommerce.http.app import ask, create_app
 from microcommerce.http.auth import Revocations, TokenIssuer
 from microcommerce.http.body import int_param, json_response, read_json
+from microcommerce.storage import TransientError
 
 WAIT_S = 5.0
 
@@ -45,6 +46,7 @@ class ProbeState:
     gate: threading.Event = field(default_factory=threading.Event)
     blocked: threading.Event = field(default_factory=threading.Event)
     tick_interval_s: float | None = None
+    attempts: Counter = field(default_factory=Counter)
 
 
 STATE = ProbeState()
@@ -75,6 +77,18 @@ class Missing(Command, frozen=True):
 
 class Tick(Command, frozen=True):
     pass
+
+
+class LoseRace(Command, frozen=True):
+    """Fails with a deadlock `fails` times, then succeeds."""
+
+    key_field = "key"
+    key: int
+    fails: int
+
+
+class LoseRaceOnce(LoseRace, frozen=True):
+    retry_transient = False  # as a card charge: never run twice
 
 
 class Unhandled(Command, frozen=True):
@@ -110,6 +124,14 @@ class ProbeActor(ServiceActor):
     @handles(Tick)
     async def tick(self, cmd: Tick) -> None:
         STATE.ticks[self.ctx.worker_index] += 1
+
+    @handles(LoseRace)
+    @handles(LoseRaceOnce)
+    async def lose_race(self, cmd: LoseRace) -> dict:
+        STATE.attempts[cmd.key] += 1
+        if STATE.attempts[cmd.key] <= cmd.fails:
+            raise TransientError("transaction lost a race: Deadlock found")
+        return {"attempts": STATE.attempts[cmd.key]}
 
 
 class EchoBody(msgspec.Struct):
@@ -405,3 +427,27 @@ async def test_timers_survive_a_restart_and_stop_with_the_worker(start_probe):
 
 async def _async(value):
     return value
+
+
+# -- transactions that lose a race --------------------------------------------------------------
+
+
+async def test_a_deadlocked_handler_runs_again_and_succeeds(start_probe):
+    probe = await start_probe(workers=1)
+    assert await probe.system.ask(LoseRace(key=1, fails=2)) == {"attempts": 3}
+    assert probe.system.restarts_total() == 0  # a lost race is not a crash
+
+
+async def test_a_handler_that_keeps_deadlocking_is_a_503_not_a_crash(start_probe):
+    probe = await start_probe(workers=1)
+    with pytest.raises(ServiceUnavailable, match="busy"):
+        await probe.system.ask(LoseRace(key=2, fails=99))
+    assert STATE.attempts[2] == 3
+    assert probe.system.restarts_total() == 0
+
+
+async def test_a_command_with_outside_effects_is_never_rerun(start_probe):
+    probe = await start_probe(workers=1)
+    with pytest.raises(ServiceUnavailable):
+        await probe.system.ask(LoseRaceOnce(key=3, fails=1))
+    assert STATE.attempts[3] == 1

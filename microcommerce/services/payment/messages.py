@@ -15,6 +15,7 @@ class ChargeOrder(Command, frozen=True):
     """Keyed by order: two charges of one order queue on the same worker, never run together."""
 
     key_field = "order_id"
+    retry_transient = False  # the provider may have charged already: never charge twice
     order_id: int
     user_id: int
     provider: str
