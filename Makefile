@@ -23,7 +23,7 @@ dev: $(STAMP)
 test: $(TEST_STAMP)
 	bash scripts/ensure_mariadb.sh
 	$(BIN)/ruff check microcommerce tests bench
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check microcommerce tests bench
