@@ -126,7 +126,3 @@ def test_price_range_must_not_be_inverted():
     with pytest.raises(BadRequest, match="minPrice"):
         domain.check_price_range(200, 100)
 
-
-def test_like_pattern_is_case_folded_and_takes_wildcards_literally():
-    assert domain.like_pattern("Dune") == "%dune%"
-    assert domain.like_pattern("50%_off!") == "%50!%!_off!!%"

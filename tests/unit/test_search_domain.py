@@ -122,6 +122,3 @@ def test_search_filters_reject_bad_values(kwargs, message):
         domain.search_filters(**kwargs)
     assert message in err.value.message
 
-
-def test_like_pattern_matches_wildcards_literally():
-    assert domain.like_pattern("50%_off!") == "%50!%!_off!!%"

@@ -303,8 +303,3 @@ def audit_filters(*, page: int | None = None, limit: int | None = None, log_type
         occurred_from=start, occurred_to=end, q=text.lower() or None,
     )
 
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` literally anywhere ('!' escapes LIKE's wildcards)."""
-    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"%{escaped}%"

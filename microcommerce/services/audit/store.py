@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from microcommerce.contracts.events import utc_now_iso
-from microcommerce.services.audit.domain import AuditFilters, AuditRecord, like_pattern
+from microcommerce.services.audit.domain import AuditFilters, AuditRecord
 from microcommerce.services.audit.messages import AuditLogView
 from microcommerce.storage import Executor
+from microcommerce.storage.text_search import contains_any
 
 _COLUMNS = ("id, log_type, service_name, event_type, event_id, actor_user_id, actor_role, severity, "
             "http_method, http_status, path, summary, payload, occurred_at")
@@ -61,9 +62,9 @@ def _where(filters: AuditFilters) -> tuple[str, list[Any]]:
         clauses.append("occurred_at <= ?")
         params.append(filters.occurred_to)
     if filters.q:
-        pattern = like_pattern(filters.q)
-        clauses.append("(LOWER(summary) LIKE ? ESCAPE '!' OR LOWER(payload) LIKE ? ESCAPE '!')")
-        params += [pattern, pattern]
+        clause, patterns = contains_any(("summary", "payload"), filters.q)
+        clauses.append(clause)
+        params += patterns
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

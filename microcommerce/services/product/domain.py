@@ -23,7 +23,6 @@ EDITOR_ROLES = ("admin", "supplier")
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
-LIKE_ESCAPE = "!"
 
 
 class ImageInput(msgspec.Struct, kw_only=True, frozen=True):
@@ -145,8 +144,3 @@ def check_price_range(min_cents: int | None, max_cents: int | None) -> None:
     if min_cents is not None and max_cents is not None and min_cents > max_cents:
         raise BadRequest("minPrice must not exceed maxPrice")
 
-
-def like_pattern(text: str) -> str:
-    """A case-folded `LIKE` pattern matching `text` anywhere, its wildcards taken literally."""
-    escaped = "".join(LIKE_ESCAPE + ch if ch in "%_" + LIKE_ESCAPE else ch for ch in text.lower())
-    return f"%{escaped}%"

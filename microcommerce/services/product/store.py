@@ -6,7 +6,6 @@ from typing import Any
 
 from microcommerce.contracts.events import utc_now_iso
 from microcommerce.contracts.money import from_cents
-from microcommerce.services.product.domain import LIKE_ESCAPE, like_pattern
 from microcommerce.services.product.messages import (
     CategoryView,
     ImageView,
@@ -14,6 +13,7 @@ from microcommerce.services.product.messages import (
     ProductView,
 )
 from microcommerce.storage import Executor
+from microcommerce.storage.text_search import contains_any
 
 _CATEGORY_COLUMNS = "id, name, slug, description, created_at, updated_at"
 _PRODUCT_COLUMNS = (
@@ -121,10 +121,9 @@ def _filter_sql(f: ProductFilter) -> tuple[str, list[Any]]:
         clauses.append("p.category_id = ?")
         params.append(f.category_id)
     if f.text:
-        pattern = like_pattern(f.text)
-        clauses.append(f"(LOWER(p.name) LIKE ? ESCAPE '{LIKE_ESCAPE}' "
-                       f"OR LOWER(p.description) LIKE ? ESCAPE '{LIKE_ESCAPE}')")
-        params += [pattern, pattern]
+        clause, patterns = contains_any(("p.name", "p.description"), f.text)
+        clauses.append(clause)
+        params += patterns
     if f.min_cents is not None:
         clauses.append("p.price_cents >= ?")
         params.append(f.min_cents)

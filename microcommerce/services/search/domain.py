@@ -166,8 +166,3 @@ def search_filters(*, q: str | None = None, category_id: int | None = None,
                          max_price_cents=high, in_stock=parse_bool(in_stock, "inStock"),
                          page=page or 1, page_size=page_size or DEFAULT_PAGE_SIZE)
 
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` literally anywhere ('!' escapes LIKE's wildcards)."""
-    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"%{escaped}%"

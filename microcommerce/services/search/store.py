@@ -6,9 +6,10 @@ from typing import Any
 
 from microcommerce.contracts.events import utc_now_iso
 from microcommerce.contracts.money import from_cents
-from microcommerce.services.search.domain import IndexEntry, SearchFilters, like_pattern
+from microcommerce.services.search.domain import IndexEntry, SearchFilters
 from microcommerce.services.search.messages import SearchHit
 from microcommerce.storage import Executor
+from microcommerce.storage.text_search import contains_any
 
 _COLUMNS = ("product_id, name, description, category_id, category_name, price_cents, currency, "
             "available_quantity, has_product, deleted, product_at, stock_at, version")
@@ -72,9 +73,9 @@ def _where(filters: SearchFilters) -> tuple[str, list[Any]]:
     clauses = ["has_product = 1", "deleted = 0"]
     params: list[Any] = []
     if filters.q:
-        pattern = like_pattern(filters.q)
-        clauses.append("(LOWER(name) LIKE ? ESCAPE '!' OR LOWER(description) LIKE ? ESCAPE '!')")
-        params += [pattern, pattern]
+        clause, patterns = contains_any(("name", "description"), filters.q)
+        clauses.append(clause)
+        params += patterns
     if filters.category_id is not None:
         clauses.append("category_id = ?")
         params.append(filters.category_id)
