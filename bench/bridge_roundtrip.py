@@ -21,12 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import queue
 import re
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -347,9 +349,44 @@ async def main_async(args: argparse.Namespace) -> None:
               f"concurrency {','.join(map(str, args.concurrency))}", flush=True)
         for name in args.variants:
             print(f"  {name:<7} {servers.urls[name]}", flush=True)
-        report(await measure(servers, args, driver))
+        results = await measure(servers, args, driver)
+        report(results)
+        print("\nfloor: a bare hand-off loop -> thread -> loop (no HTTP, no actor code) on this machine")
+        for concurrency in args.concurrency:
+            wall_us, cpu_us = await handoff_floor(concurrency)
+            print(f"  {concurrency:>3} in flight: {wall_us:6.1f} us wall, {cpu_us:6.1f} us CPU per hand-off")
     finally:
         await servers.close()
+
+
+async def handoff_floor(in_flight: int, seconds: float = 1.0) -> tuple[float, float]:
+    """What any thread hop costs here (wake a thread, wake the loop back): the actor hop's floor."""
+    inbox: queue.SimpleQueue[asyncio.Future[int] | None] = queue.SimpleQueue()
+    loop = asyncio.get_running_loop()
+
+    def echo() -> None:
+        while (future := inbox.get()) is not None:
+            loop.call_soon_threadsafe(future.set_result, 1)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    hops = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def one() -> None:
+        nonlocal hops
+        while time.perf_counter() < stop_at:
+            future = loop.create_future()
+            inbox.put(future)
+            await future
+            hops += 1
+
+    cpu_before, started = _process_cpu(), time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(in_flight)))
+    wall, cpu = time.perf_counter() - started, _process_cpu() - cpu_before
+    inbox.put(None)
+    thread.join(5)
+    return (wall / hops * 1e6, cpu / hops * 1e6) if hops else (0.0, 0.0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,12 +7,8 @@ its own database and its own dead-letter counts.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
-import math
 import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +133,10 @@ class ActorSystem:
             raise Overloaded(f"{self.name} service is overloaded, retry shortly")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        bridge = _bridge_for(loop)
+        replies = _replies_for(loop)
 
         def reply(result: Any, error: BaseException | None) -> None:
-            bridge.replies.put(future, result, error)
+            replies.put(future, result, error)
 
         try:
             ref.tell(Ask(command, reply))
@@ -148,8 +144,11 @@ class ActorSystem:
             self.dead_letters.record(self.name, "stopped", command)
             raise ServiceUnavailable(f"{self.name} service is unavailable") from None
         wait = timeout if timeout is not None else self.settings.timeout_of(self.name)
-        bridge.deadlines.add(future, wait, self.name)
-        return await future
+        timer = loop.call_later(wait, _expire, future, f"{self.name} service did not answer in {wait:g}s")
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     def deliver_event(self, envelope: EventEnvelope, topic: str, key: str, done: Any = None) -> None:
         """Bus callback: route an event to the worker owning its key (events bypass the bound)."""
@@ -229,66 +228,15 @@ class _ReplyInbox:
             _settle(future, result, error)
 
 
-class _Deadlines:
-    """Timeouts of the asks awaited on one loop, with one armed loop timer (the earliest).
-
-    Cheaper than a call_later + cancel per ask. Entries hold a weak reference, so an answered
-    ask's future (and its result) is freed at once; its entry is dropped when its time comes.
-    """
-
-    __slots__ = ("loop", "_heap", "_seq", "_timer", "_armed_for")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._heap: list[tuple[float, int, weakref.ref[asyncio.Future[Any]], str, float]] = []
-        self._seq = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed_for = math.inf
-
-    def add(self, future: asyncio.Future[Any], wait: float, service: str) -> None:
-        when = self.loop.time() + wait
-        heapq.heappush(self._heap, (when, next(self._seq), weakref.ref(future), service, wait))
-        if when < self._armed_for:
-            self._arm(when)
-
-    def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_at(when, self._expire)
-        self._armed_for = when
-
-    def _expire(self) -> None:
-        self._timer, self._armed_for = None, math.inf
-        heap, now = self._heap, self.loop.time()
-        while heap and heap[0][0] <= now:
-            _, _, ref, service, wait = heapq.heappop(heap)
-            future = ref()
-            if future is not None and not future.done():
-                future.set_exception(UpstreamTimeout(f"{service} service did not answer in {wait:g}s"))
-        if heap:
-            self._arm(heap[0][0])
-
-
-class _LoopBridge:
-    """What the asks awaited on one event loop share: the reply inbox and the deadlines."""
-
-    __slots__ = ("loop", "replies", "deadlines")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.replies = _ReplyInbox(loop)
-        self.deadlines = _Deadlines(loop)
-
-
 _loop_local = threading.local()
 
 
-def _bridge_for(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
-    """The bridge of `loop`; asks run on their loop's thread, so a thread-local finds it."""
-    bridge = getattr(_loop_local, "bridge", None)
-    if bridge is None or bridge.loop is not loop:
-        bridge = _loop_local.bridge = _LoopBridge(loop)
-    return bridge
+def _replies_for(loop: asyncio.AbstractEventLoop) -> _ReplyInbox:
+    """The reply inbox of `loop`; asks run on their loop's thread, so a thread-local finds it."""
+    replies = getattr(_loop_local, "replies", None)
+    if replies is None or replies.loop is not loop:
+        replies = _loop_local.replies = _ReplyInbox(loop)
+    return replies
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -298,3 +246,8 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def _expire(future: asyncio.Future[Any], message: str) -> None:
+    if not future.done():
+        future.set_exception(UpstreamTimeout(message))
