@@ -77,3 +77,15 @@ async def make_platform():
 async def platform(make_platform) -> Platform:
     """Every implemented service, behind the gateway."""
     return await make_platform()
+
+
+@pytest.fixture
+def mysql_database_template(mysql_server_url: str) -> Iterator[str]:
+    """A `database_url` for platforms on MariaDB: one `mctest_<unique>_<service>` per service,
+    all dropped after the test."""
+    prefix = f"mctest_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    yield f"{mysql_server_url}/{prefix}_{{service}}"
+    with _mysql_admin() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", (f"{prefix}\\_%",))
+        for (name,) in cur.fetchall():
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

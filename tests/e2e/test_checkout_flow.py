@@ -28,7 +28,15 @@ async def _search_stock(platform, product_id: int) -> int | None:
 
 
 async def test_a_paid_order_flows_through_every_service(make_platform):
-    platform = await make_platform(ALL)
+    await _paid_order_flow(await make_platform(ALL))
+
+
+async def test_the_same_flow_on_mariadb(mysql_database_template, make_platform):
+    # The template fixture comes first so its databases are dropped after the platform stops.
+    await _paid_order_flow(await make_platform(ALL, database_url=mysql_database_template))
+
+
+async def _paid_order_flow(platform) -> None:
     admin = await platform.admin_token()
     product = await _catalog_product(platform, admin, stock=10)
     pid = product["id"]
