@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import jwt
@@ -61,10 +62,16 @@ class Revocations:
 
 
 class TokenIssuer:
+    #: Verified tokens remembered per process: a token is checked by the gateway and again by
+    #: the service behind it, and clients reuse one token for many requests.
+    CACHE_SIZE = 10_000
+
     def __init__(self, secret: str, ttl_s: int, revocations: Revocations) -> None:
         self.secret = secret
         self.ttl_s = ttl_s
         self.revocations = revocations
+        self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def issue(self, principal: Principal) -> str:
         now = int(time.time())
@@ -73,6 +80,25 @@ class TokenIssuer:
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def verify(self, token: str) -> Principal:
+        """The token's principal, or 401. Revocation is checked on every call, cached or not."""
+        principal = self._cached(token) or self._decode(token)
+        if not self.revocations.accepts(principal):
+            raise Unauthorized("Token revoked")
+        return principal
+
+    def _cached(self, token: str) -> Principal | None:
+        with self._lock:
+            hit = self._verified.get(token)
+            if hit is None:
+                return None
+            principal, expires_at = hit
+            if time.time() >= expires_at:
+                del self._verified[token]
+                raise Unauthorized("Token expired")
+            self._verified.move_to_end(token)
+            return principal
+
+    def _decode(self, token: str) -> Principal:
         try:
             claims: dict[str, Any] = jwt.decode(token, self.secret, algorithms=["HS256"],
                                                 options={"require": ["sub", "exp"]})
@@ -83,8 +109,10 @@ class TokenIssuer:
             raise Unauthorized("Token expired") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise Unauthorized("Invalid token") from None
-        if not self.revocations.accepts(principal):
-            raise Unauthorized("Token revoked")
+        with self._lock:
+            self._verified[token] = (principal, int(claims["exp"]))
+            if len(self._verified) > self.CACHE_SIZE:
+                self._verified.popitem(last=False)
         return principal
 
 

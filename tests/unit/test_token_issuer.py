@@ -1,0 +1,49 @@
+"""Token verification: the per-process cache never outlives a token or a revocation."""
+
+import pytest
+
+from microcommerce.errors import Unauthorized
+from microcommerce.http import auth
+from microcommerce.http.auth import Principal, Revocations, TokenIssuer
+
+ALICE = Principal(id=7, role="user", email="alice@example.com", name="Alice", tv=0)
+
+
+def make_issuer(ttl_s: int = 60) -> TokenIssuer:
+    return TokenIssuer("s" * 32, ttl_s, Revocations())
+
+
+def test_a_verified_token_is_served_again_from_the_cache():
+    issuer = make_issuer()
+    token = issuer.issue(ALICE)
+    assert issuer.verify(token) == ALICE
+    issuer.secret = "another-secret-of-32-characters!"  # a decode would now fail
+    assert issuer.verify(token) == ALICE
+
+
+def test_revocation_applies_to_cached_tokens():
+    issuer = make_issuer()
+    token = issuer.issue(ALICE)
+    issuer.verify(token)
+    issuer.revocations.raise_min_version(ALICE.id, 1)
+    with pytest.raises(Unauthorized, match="revoked"):
+        issuer.verify(token)
+
+
+def test_a_cached_token_expires_with_its_exp_claim(monkeypatch):
+    issuer = make_issuer(ttl_s=60)
+    token = issuer.issue(ALICE)
+    issuer.verify(token)
+    real_time = auth.time.time
+    monkeypatch.setattr(auth.time, "time", lambda: real_time() + 120)
+    with pytest.raises(Unauthorized, match="expired"):
+        issuer.verify(token)
+
+
+def test_the_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(TokenIssuer, "CACHE_SIZE", 3)
+    issuer = make_issuer()
+    tokens = [issuer.issue(Principal(id=i, role="user")) for i in range(1, 6)]
+    for token in tokens:
+        issuer.verify(token)
+    assert len(issuer._verified) == 3
