@@ -1,4 +1,8 @@
-"""Gateway (port 3000): the single public entry point; proxies by path prefix to each service."""
+"""Gateway (port 3000): the single public entry point; routes by path prefix to each service.
+
+A service served by this same process gets the request in-process (no socket, no second
+parse); one in another process gets it over HTTP with a timeout and a circuit breaker.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +68,29 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     headers[INTERNAL_TOKEN_HEADER] = settings.internal_token
     headers["X-Request-Id"] = request[REQUEST_ID]
     headers["X-Forwarded-For"] = request.remote or ""
+    local_app = _served_here(request, service)
+    if local_app is not None:
+        return await _dispatch_in_process(request, local_app, headers)
+    return await _forward_over_http(request, service, headers)
+
+
+def _served_here(request: web.Request, service: str) -> web.Application | None:
+    """The app of `service` when this process serves it (all-in-one mode), else None."""
+    runtime = request.app[NODE].services.get(service)
+    return runtime.app if runtime is not None and runtime.runner is not None else None
+
+
+async def _dispatch_in_process(request: web.Request, app: web.Application,
+                               headers: dict[str, str]) -> web.StreamResponse:
+    """Hand the request to the service's app without a socket: its router and middlewares
+    run exactly as for a request on its own port (aiohttp's `_handle`, stable across 3.x)."""
+    inner = request.clone(headers=headers)
+    return await app._handle(inner)  # noqa: SLF001
+
+
+async def _forward_over_http(request: web.Request, service: str,
+                             headers: dict[str, str]) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
     breaker: CircuitBreaker = request.app[BREAKERS].setdefault(service, CircuitBreaker(service))
     breaker.before_call()
     url = settings.url_of(service) + request.rel_url.path_qs
