@@ -12,8 +12,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from microcommerce.actors.breaker import CircuitBreaker
 from microcommerce.contracts.events import EventEnvelope
-from microcommerce.errors import ServiceUnavailable
+from microcommerce.errors import ServiceError, ServiceUnavailable, UpstreamTimeout
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ class Bus(ABC):
     #: True when published events survive this process (Kafka): then shutdown flushes the outbox.
     durable: bool = False
 
+    def __init__(self) -> None:
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._breakers_lock = threading.Lock()
+
     @abstractmethod
     def publish(self, topic: str, key: str, envelope: EventEnvelope) -> None:
         """Hand an event to the transport; may be called from any thread."""
@@ -43,9 +48,36 @@ class Bus(ABC):
     def register_endpoint(self, service: str, endpoint: Endpoint) -> None:
         """Make a service reachable by `request` (in-process services register themselves)."""
 
-    @abstractmethod
     async def request(self, service: str, command: Any, *, timeout: float) -> Any:
-        """Ask a service and await its reply; raises a ServiceError on failure or timeout."""
+        """Ask a service and await its reply; raises a ServiceError on failure or timeout.
+
+        A service that keeps timing out or being unavailable trips its circuit breaker: callers
+        then get 503 at once instead of each waiting out the timeout. A business answer
+        (404, 409, ...) counts as the service being healthy.
+        """
+        breaker = self.breaker(service)
+        breaker.before_call()
+        try:
+            reply = await self._send(service, command, timeout=timeout)
+        except (ServiceUnavailable, UpstreamTimeout):
+            breaker.failed()
+            raise
+        except ServiceError:
+            breaker.succeeded()
+            raise
+        breaker.succeeded()
+        return reply
+
+    def breaker(self, service: str) -> CircuitBreaker:
+        with self._breakers_lock:
+            breaker = self._breakers.get(service)
+            if breaker is None:
+                breaker = self._breakers[service] = CircuitBreaker(service)
+            return breaker
+
+    @abstractmethod
+    async def _send(self, service: str, command: Any, *, timeout: float) -> Any:
+        """The adapter's transport for one request (actor ask, HTTP call, ...)."""
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Connect the transport."""
@@ -58,6 +90,7 @@ class LocalBus(Bus):
     """In-process adapter: publish hands the event straight to each group's consumer actor."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._groups: dict[str, dict[str, DeliverFn]] = {}
         self._endpoints: dict[str, Endpoint] = {}
@@ -78,7 +111,7 @@ class LocalBus(Bus):
     def register_endpoint(self, service: str, endpoint: Endpoint) -> None:
         self._endpoints[service] = endpoint
 
-    async def request(self, service: str, command: Any, *, timeout: float) -> Any:
+    async def _send(self, service: str, command: Any, *, timeout: float) -> Any:
         endpoint = self._endpoints.get(service)
         if endpoint is None:
             raise ServiceUnavailable(f"{service} service is not available")

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from microcommerce.actors.breaker import CircuitBreaker
 from microcommerce.errors import NotFound, ServiceUnavailable, UpstreamTimeout
 from microcommerce.http.app import HEALTH_CHECK, NODE, SETTINGS
 from microcommerce.http.auth import authenticate
-from microcommerce.http.client import CircuitBreaker
 from microcommerce.http.middlewares import GUARD_INTERNAL, INTERNAL_TOKEN_HEADER, REQUEST_ID
 from microcommerce.services import ServiceSpec
 
