@@ -113,9 +113,9 @@ class Node:
         if envelope.eventType == user_contract.USER_PASSWORD_CHANGED:
             self.revocations.raise_min_version(data.id, data.tokenVersion)
         elif envelope.eventType == user_contract.USER_DELETED:
-            self.revocations.set_void(data.id, True)
+            self.revocations.set_void(data.id, True, as_of=envelope.occurredAt)
         elif envelope.eventType == user_contract.USER_UPDATED:
-            self.revocations.set_void(data.id, data.accountStatus != "active")
-            self.revocations.set_role(data.id, data.role)
+            self.revocations.set_void(data.id, data.accountStatus != "active", as_of=envelope.occurredAt)
+            self.revocations.set_role(data.id, data.role, as_of=envelope.occurredAt)
         if done is not None:
             done()

@@ -17,6 +17,7 @@ import jwt
 import msgspec
 from aiohttp import web
 
+from microcommerce.contracts.events import utc_now_iso
 from microcommerce.errors import Forbidden, Unauthorized
 
 PRINCIPAL_KEY = web.RequestKey("principal", object)
@@ -41,19 +42,30 @@ class Revocations:
         self._min_version: dict[int, int] = {}
         self._void: set[int] = set()
         self._roles: dict[int, str] = {}  # current role of users whose role changed
+        self._as_of: dict[int, str] = {}  # when the status/role we hold was true
 
     def raise_min_version(self, user_id: int, version: int) -> None:
         with self._lock:
             self._min_version[user_id] = max(self._min_version.get(user_id, 0), version)
 
-    def set_void(self, user_id: int, void: bool) -> None:
+    def set_void(self, user_id: int, void: bool, *, as_of: str | None = None) -> None:
+        """`as_of` (the event's occurredAt) lets a redelivered older event be ignored."""
         with self._lock:
-            (self._void.add if void else self._void.discard)(user_id)
+            if self._fresh(user_id, as_of):
+                (self._void.add if void else self._void.discard)(user_id)
 
-    def set_role(self, user_id: int, role: str) -> None:
+    def set_role(self, user_id: int, role: str, *, as_of: str | None = None) -> None:
         """A token claiming another role than the user's current one is stale (e.g. a demoted admin)."""
         with self._lock:
-            self._roles[user_id] = role
+            if self._fresh(user_id, as_of):
+                self._roles[user_id] = role
+
+    def _fresh(self, user_id: int, as_of: str | None) -> bool:
+        stamp = as_of or utc_now_iso()
+        if stamp < self._as_of.get(user_id, ""):
+            return False
+        self._as_of[user_id] = stamp
+        return True
 
     def accepts(self, principal: Principal) -> bool:
         return (principal.id not in self._void

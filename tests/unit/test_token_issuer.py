@@ -47,3 +47,25 @@ def test_the_cache_is_bounded(monkeypatch):
     for token in tokens:
         issuer.verify(token)
     assert len(issuer._verified) == 3
+
+
+def test_an_older_status_event_redelivered_late_does_not_undo_a_newer_one():
+    issuer = make_issuer()
+    token = issuer.issue(ALICE)
+    revocations = issuer.revocations
+    revocations.set_void(ALICE.id, True, as_of="2026-01-01T10:00:01.000Z")  # blocked
+    revocations.set_void(ALICE.id, False, as_of="2026-01-01T10:00:00.000Z")  # older "active"
+    with pytest.raises(Unauthorized, match="revoked"):
+        issuer.verify(token)
+    revocations.set_void(ALICE.id, False, as_of="2026-01-01T10:00:02.000Z")  # unblocked later
+    assert issuer.verify(token) == ALICE
+
+
+def test_an_older_role_event_does_not_restore_a_removed_role():
+    issuer = make_issuer()
+    admin = Principal(id=9, role="admin")
+    token = issuer.issue(admin)
+    issuer.revocations.set_role(9, "user", as_of="2026-01-01T10:00:01.000Z")
+    issuer.revocations.set_role(9, "admin", as_of="2026-01-01T10:00:00.000Z")
+    with pytest.raises(Unauthorized):
+        issuer.verify(token)
