@@ -138,9 +138,16 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+               "false": False, "no": False, "off": False, "0": False}
+_BOOL_FIELDS = {f.name for f in msgspec.structs.fields(Settings) if f.type is bool}
+
+
 def _parse_env_value(name: str, raw: str) -> Any:
     if name in ("notification_channels", "cors_origins"):
         return [part.strip() for part in raw.split(",") if part.strip()]
+    if name in _BOOL_FIELDS:
+        return _BOOL_WORDS.get(raw.strip().lower(), raw)  # anything else fails validation, named
     return raw
 
 

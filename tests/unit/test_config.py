@@ -184,3 +184,14 @@ def test_each_bad_value_names_its_setting(env, setting):
 def test_settings_struct_refuses_unknown_fields():
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"no_such_setting": 1}, Settings)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("yes", True), ("ON", True), ("1", True), ("true", True),
+                                               ("no", False), ("off", False), ("0", False), ("False", False)])
+def test_boolean_env_vars_take_the_usual_words(raw, expected):
+    assert load_settings(env={"EPHEMERAL": raw}).ephemeral is expected
+
+
+def test_a_boolean_env_var_with_another_word_is_one_line_naming_it():
+    with pytest.raises(ConfigError, match=r"^EPHEMERAL: expected bool"):
+        load_settings(env={"EPHEMERAL": "maybe"})
