@@ -53,9 +53,6 @@ class Node:
             raise KeyError(f"{name} has no actor system")
         return system
 
-    def app(self, name: str) -> web.Application:
-        return self.services[name].app
-
     async def start(self) -> None:
         self.bus.start()
         self.bus.subscribe(USER_EVENTS, f"auth-{id(self)}", self._observe_user_event)

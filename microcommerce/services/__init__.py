@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,6 @@ class ServiceSpec:
     # Runs once the whole node is up (e.g. the user service creates the bootstrap admin).
     on_ready: Callable[[Node], Awaitable[Any]] | None = None
     workers: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_spec(name: str) -> ServiceSpec:
