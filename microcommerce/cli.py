@@ -1,4 +1,4 @@
-"""`microcommerce dev | serve | migrate | create-admin`: one clear line for any bad flag or config."""
+"""`microcommerce dev | serve | migrate | create-admin | dlq`: one clear line for any bad flag or config."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from microcommerce import dlq_cli
 from microcommerce.config import SERVICE_NAMES, ConfigError, Settings, load_settings
+from microcommerce.dlq_cli import add_dlq_commands
 from microcommerce.errors import ServiceError
 from microcommerce.storage import StorageError
 
@@ -72,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
     admin.add_argument("--name", default="Admin")
+
+    add_dlq_commands(sub, _common, _storage_flags)
     return parser
 
 
@@ -188,7 +192,18 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     print(f"admin {args.email} {'created' if created else 'promoted/already admin'}")
 
 
-COMMANDS = {"dev": cmd_dev, "serve": cmd_serve, "migrate": cmd_migrate, "create-admin": cmd_create_admin}
+def cmd_dlq(args: argparse.Namespace) -> None:
+    from microcommerce.services import implemented_services, load_spec
+
+    settings = load_settings(_flags(args, "data_dir", "database_url", "log_level"), config_file=args.config)
+    _configure_logging(settings)
+    services = [name for name in _services_arg(args.service, implemented_services())
+                if load_spec(name).logic is not None]
+    dlq_cli.run(settings, services, args)
+
+
+COMMANDS = {"dev": cmd_dev, "serve": cmd_serve, "migrate": cmd_migrate, "create-admin": cmd_create_admin,
+            "dlq": cmd_dlq}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -55,10 +55,16 @@ class Node:
 
     async def start(self) -> None:
         self.bus.start()
+        specs = [load_spec(name) for name in self.service_names]
+        # Every consumer group is known before any relay sends: an event for a service that
+        # starts later waits for it instead of being lost.
+        for spec in specs:
+            for topic in spec.logic.consumed_topics() if spec.logic is not None else ():
+                self.bus.declare(topic, spec.name)
         self.bus.subscribe(USER_EVENTS, f"auth-{id(self)}", self._observe_user_event)
         try:
-            for name in self.service_names:
-                await self._start_service(load_spec(name))
+            for spec in specs:
+                await self._start_service(spec)
             for name, runtime in self.services.items():
                 if runtime.spec.on_ready is not None:
                     self.ready_results[name] = await runtime.spec.on_ready(self)
@@ -115,4 +121,4 @@ class Node:
             self.revocations.set_void(data.id, data.accountStatus != "active", as_of=envelope.occurredAt)
             self.revocations.set_role(data.id, data.role, as_of=envelope.occurredAt)
         if done is not None:
-            done()
+            done(True)

@@ -21,12 +21,13 @@ class Ask:
 
 @dataclass(slots=True)
 class Deliver:
-    """An event for one consumer group; `done` lets a broker adapter commit its offset."""
+    """An event for one consumer group; `done(settled)` tells the sender it was applied or
+    parked (True) or must be delivered again later (False)."""
 
     envelope: EventEnvelope
     topic: str
     key: str
-    done: Callable[[], None] | None = None
+    done: Callable[[bool], None] | None = None
 
 
 @dataclass(slots=True)
@@ -38,6 +39,18 @@ class TimerFired:
 @dataclass(slots=True)
 class Restart:
     reason: str
+
+
+@dataclass(slots=True)
+class GoDown:
+    """The supervisor escalated: refuse work until the whole service restarts."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class RestartService:
+    """The supervisor's own timer: its escalation backoff is over."""
 
 
 @dataclass(slots=True)
@@ -57,3 +70,8 @@ class Directive:
 @dataclass(slots=True)
 class Flush:
     pass
+
+
+@dataclass(slots=True)
+class Poll:
+    """The relay's periodic tick: unsent rows, retries, requested redrives."""

@@ -35,12 +35,24 @@ async def append(tx: Executor, producer: str, event_name: str, key: object, data
     return envelope
 
 
-async def pending(db: Database, limit: int = 200) -> list[OutboxRow]:
-    rows = await db.fetch_all(
-        "SELECT id, topic, event_key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?",
-        limit,
-    )
-    return [msgspec.convert(row, OutboxRow) for row in rows]
+async def pending_ids(db: Database, limit: int) -> list[int]:
+    """Ids of unpublished rows, oldest first (an index-only scan)."""
+    rows = await db.fetch_all("SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?", limit)
+    return [int(row["id"]) for row in rows]
+
+
+async def unpublished(db: Database, ids: list[int]) -> list[OutboxRow]:
+    """Those of `ids` still unpublished, oldest first (rows to send again)."""
+    rows: list[OutboxRow] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        found = await db.fetch_all(
+            f"SELECT id, topic, event_key, payload FROM outbox WHERE published_at IS NULL AND id IN ({marks})",
+            *chunk,
+        )
+        rows += [msgspec.convert(row, OutboxRow) for row in found]
+    return sorted(rows, key=lambda row: row.id)
 
 
 async def mark_published(db: Database, ids: list[int]) -> None:

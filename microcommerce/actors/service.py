@@ -16,7 +16,7 @@ import msgspec
 from microcommerce.actors import inbox, outbox
 from microcommerce.actors.timers import Timers
 from microcommerce.config import Settings
-from microcommerce.contracts.events import EventEnvelope
+from microcommerce.contracts.events import EventEnvelope, event_type
 from microcommerce.errors import InternalError
 from microcommerce.storage import Database, Executor
 
@@ -119,3 +119,8 @@ class ServiceActor:
     @classmethod
     def handled_event_types(cls) -> set[str]:
         return set(cls.event_handlers)
+
+    @classmethod
+    def consumed_topics(cls) -> list[str]:
+        """The topics whose events this service's consumer group must apply."""
+        return sorted({event_type(name).topic for name in cls.event_handlers})

@@ -2,13 +2,17 @@
 
 A failing child asks its supervisor what to do (`ChildFailed` → `Directive`). Within the
 intensity (at most `max_restarts` in `window_s`) the answer is restart after an exponential
-backoff; beyond it the supervisor escalates: it gives up, and the owner marks the service
-unhealthy so `/health` reports it and an orchestrator can replace the process.
+backoff; beyond it the supervisor escalates: its children go down (they refuse work with 503
+and hand events back to their sender), the owner reports the service down on `/health`, and
+after a backoff of its own (doubling per escalation that follows soon after the last, up to
+`service_backoff_max_s`) the whole service restarts: every child, with a fresh intensity.
+A service therefore never stays down while its process lives.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 
 import pykka
 
-from microcommerce.actors.messages import ChildFailed, Directive, Restart
+from microcommerce.actors.messages import ChildFailed, Directive, GoDown, Restart, RestartService
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ class RestartPolicy:
     window_s: float = 10.0
     backoff_base_s: float = 0.05
     backoff_max_s: float = 2.0
+    service_backoff_base_s: float = 1.0
+    service_backoff_max_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.strategy not in (ONE_FOR_ONE, ONE_FOR_ALL):
@@ -71,15 +77,20 @@ class RestartIntensity:
 class Supervisor(pykka.ThreadingActor):
     use_daemon_thread = True
 
-    def __init__(self, name: str, policy: RestartPolicy, on_escalate: Callable[[str], None]) -> None:
+    def __init__(self, name: str, policy: RestartPolicy,
+                 on_escalate: Callable[[str | None], None]) -> None:
         super().__init__()
         self.name = name
         self.policy = policy
         self.intensity = RestartIntensity(policy.max_restarts, policy.window_s)
         self.children: dict[str, pykka.ActorRef] = {}
         self.restarts_total = 0
+        self.service_restarts = 0
         self.escalated: str | None = None
         self._on_escalate = on_escalate
+        self._escalations_in_a_row = 0
+        self._last_service_restart = float("-inf")
+        self._restart_timer: threading.Timer | None = None
 
     def start_children(self, specs: list[ChildSpec]) -> None:
         for spec in specs:
@@ -91,17 +102,18 @@ class Supervisor(pykka.ThreadingActor):
     def on_receive(self, message: object) -> Directive | None:
         if isinstance(message, ChildFailed):
             return self._child_failed(message)
+        if isinstance(message, RestartService):
+            self._restart_service()
         return None
+
+    def on_stop(self) -> None:
+        if self._restart_timer is not None:
+            self._restart_timer.cancel()
 
     def _child_failed(self, failure: ChildFailed) -> Directive:
         if self.escalated or not self.intensity.allow():
             if not self.escalated:
-                self.escalated = (
-                    f"{failure.child_id} failed more than {self.policy.max_restarts} times "
-                    f"in {self.policy.window_s:g}s (last: {failure.error})"
-                )
-                log.error("supervisor %s escalates: %s", self.name, self.escalated)
-                self._on_escalate(self.escalated)
+                self._escalate(failure)
             return Directive("escalate")
         self.restarts_total += 1
         attempt = self.intensity.recent
@@ -113,3 +125,42 @@ class Supervisor(pykka.ThreadingActor):
                 if child_id != failure.child_id and ref.is_alive():
                     ref.tell(Restart(f"sibling {failure.child_id} failed"))
         return Directive("restart", delay)
+
+    def _escalate(self, failure: ChildFailed) -> None:
+        # Escalations soon after the last service restart back off further; a calm spell resets.
+        calm_s = max(self.policy.window_s, self.policy.service_backoff_max_s) * 2
+        if time.monotonic() - self._last_service_restart > calm_s:
+            self._escalations_in_a_row = 0
+        self._escalations_in_a_row += 1
+        delay = min(self.policy.service_backoff_base_s * 2 ** (self._escalations_in_a_row - 1),
+                    self.policy.service_backoff_max_s)
+        self.escalated = (
+            f"{failure.child_id} failed more than {self.policy.max_restarts} times "
+            f"in {self.policy.window_s:g}s (last: {failure.error}); service restart in {delay:g}s"
+        )
+        log.error("supervisor %s escalates: %s", self.name, self.escalated)
+        self._on_escalate(self.escalated)
+        for child_id, ref in self.children.items():
+            if child_id != failure.child_id and ref.is_alive():
+                ref.tell(GoDown(self.escalated))
+        self._restart_timer = threading.Timer(delay, self._tell_restart)
+        self._restart_timer.daemon = True
+        self._restart_timer.start()
+
+    def _tell_restart(self) -> None:
+        try:
+            self.actor_ref.tell(RestartService())
+        except pykka.ActorDeadError:
+            pass
+
+    def _restart_service(self) -> None:
+        self.intensity = RestartIntensity(self.policy.max_restarts, self.policy.window_s)
+        self.escalated = None
+        self.service_restarts += 1
+        self._last_service_restart = time.monotonic()
+        log.warning("supervisor %s restarts the whole service (restart %d)", self.name,
+                    self.service_restarts)
+        for ref in self.children.values():
+            if ref.is_alive():
+                ref.tell(Restart("service restart after escalation"))
+        self._on_escalate(None)

@@ -14,15 +14,15 @@ from typing import Any
 
 import pykka
 
-from microcommerce.actors.bus import Bus
+from microcommerce.actors.bus import Bus, DoneFn
 from microcommerce.actors.deadletters import DeadLetters
-from microcommerce.actors.messages import Ask, Deliver, Flush
+from microcommerce.actors.messages import Ask, Deliver, Flush, Poll
 from microcommerce.actors.router import KeyRouter
 from microcommerce.actors.service import ServiceActor
 from microcommerce.actors.supervisor import ChildSpec, RestartPolicy, Supervisor
 from microcommerce.actors.worker import OutboxRelay, Ping, Worker
 from microcommerce.config import Settings
-from microcommerce.contracts.events import EventEnvelope, event_type
+from microcommerce.contracts.events import EventEnvelope
 from microcommerce.errors import Overloaded, ServiceError, ServiceUnavailable, UpstreamTimeout
 from microcommerce.storage import Database, migrate, open_database
 
@@ -97,8 +97,8 @@ class ActorSystem:
         refs = self.supervisor.proxy().child_refs().get()
         self.router = KeyRouter([refs[spec.id] for spec in workers])
         self.relay = refs[relay.id]
-        topics = {event_type(name).topic for name in self.logic_cls.handled_event_types()}
-        for topic in sorted(topics):
+        for topic in self.logic_cls.consumed_topics():
+            self.bus.declare(topic, self.name)  # idempotent; the node declares every group first
             self.bus.subscribe(topic, self.name, self.deliver_event)
         self.bus.register_endpoint(self.name, self)
 
@@ -119,7 +119,8 @@ class ActorSystem:
             anchor, self._anchor = self._anchor, None
             asyncio.run(anchor.close())
 
-    def _escalated(self, reason: str) -> None:
+    def _escalated(self, reason: str | None) -> None:
+        """The supervisor gave up (a reason) or restarted the whole service (None)."""
         self.escalation = reason
 
     # -- messaging -----------------------------------------------------------------------
@@ -150,15 +151,23 @@ class ActorSystem:
         finally:
             timer.cancel()
 
-    def deliver_event(self, envelope: EventEnvelope, topic: str, key: str, done: Any = None) -> None:
-        """Bus callback: route an event to the worker owning its key (events bypass the bound)."""
+    def deliver_event(self, envelope: EventEnvelope, topic: str, key: str, done: DoneFn | None = None) -> None:
+        """Bus callback: route an event to the worker owning its key (events bypass the bound).
+
+        An event this system cannot take goes back to its sender (`done(False)`), never dropped.
+        """
         if self.router is None:
             self.dead_letters.record(self.name, "not-started", envelope)
+            if done is not None:
+                done(False)
             return
         try:
             self.router.route(key).tell(Deliver(envelope, topic, key, done))
         except pykka.ActorDeadError:
             self.dead_letters.record(self.name, "stopped", envelope)
+            if done is not None:
+                done(False)
+
 
     def request_flush(self) -> None:
         """Wake the relay; coalesced so a burst of commits costs one outbox scan."""
@@ -166,6 +175,14 @@ class ActorSystem:
             self.flush_requested.set()
             try:
                 self.relay.tell(Flush())
+            except pykka.ActorDeadError:
+                pass
+
+    def request_redrive(self) -> None:
+        """Wake the relay to hand requested dead letters to this service's consumers."""
+        if self.relay is not None:
+            try:
+                self.relay.tell(Poll())
             except pykka.ActorDeadError:
                 pass
 

@@ -13,13 +13,24 @@ import queue
 import random
 import sys
 import time
+from collections import deque
 from collections.abc import Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from microcommerce.actors import outbox
-from microcommerce.actors.messages import Ask, ChildFailed, Deliver, Flush, Restart, TimerFired
+from microcommerce.actors import dlq, outbox
+from microcommerce.actors.messages import (
+    Ask,
+    ChildFailed,
+    Deliver,
+    Flush,
+    GoDown,
+    Poll,
+    Restart,
+    TimerFired,
+)
 from microcommerce.actors.service import ServiceActor, WorkerContext
 from microcommerce.actors.timers import Timers
 from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
@@ -115,21 +126,25 @@ class SupervisedActor(pykka.ThreadingActor):
             self.crashed(exc)
 
     def crashed(self, exc: BaseException) -> None:
-        """A supervision event: ask the supervisor, then restart (after backoff) or give up."""
+        """A supervision event: ask the supervisor, then restart (after backoff) or go down.
+
+        A child that is told to escalate stays alive but down: it refuses work (503, events
+        back to their sender) until its supervisor restarts the whole service.
+        """
         try:
             directive = self.system.supervisor.ask(ChildFailed(self.child_id, repr(exc)), timeout=5)
-        except Exception:  # noqa: BLE001 - no supervisor (shutting down): stop quietly
+        except Exception:  # noqa: BLE001 - no supervisor (shutting down): go down quietly
             directive = None
         if directive is None or directive.action == "escalate":
             self.gave_up = True
             self._teardown()
-            self.actor_ref.tell(pykka.messages._ActorStop())  # noqa: SLF001
             return
         time.sleep(directive.delay_s)
         self._restart()
 
     def _restart(self) -> None:
         self._teardown()
+        self.gave_up = False
         try:
             self.boot()
         except Exception as exc:  # noqa: BLE001
@@ -141,21 +156,21 @@ class SupervisedActor(pykka.ThreadingActor):
         while not self.actor_inbox.empty():
             message = self.actor_inbox.get_nowait().message
             self.system.dead_letters.record(self.system.name, "stopped", message)
-            if isinstance(message, Ask) and message.reply is not None:
-                message.reply(None, ServiceUnavailable(f"{self.system.name} service is stopping"))
+            _refuse(message, f"{self.system.name} service is stopping")
 
     # -- messages --------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
-        if self.gave_up:
+        if isinstance(message, Restart):
+            self._restart()
+        elif isinstance(message, GoDown):
+            self.gave_up = True
+            self._teardown()
+        elif self.gave_up:
             self.system.dead_letters.record(self.system.name, "escalated", message)
-            if isinstance(message, Ask) and message.reply is not None:
-                message.reply(None, ServiceUnavailable(f"{self.system.name} service is unavailable"))
-            return None
-        if isinstance(message, TimerFired):
+            _refuse(message, f"{self.system.name} service is unavailable")
+        elif isinstance(message, TimerFired):
             if self.timers.fired(message.name):
                 self.receive(message.message, None)
-        elif isinstance(message, Restart):
-            self._restart()
         else:
             self.receive(message, None)
         return None
@@ -204,6 +219,11 @@ class Worker(SupervisedActor):
         try:
             if isinstance(ask.command, Ping):
                 result: Any = self.run(self.db.ping()) if self.db else False
+            elif isinstance(ask.command, dlq.DeadLetterCommand):
+                assert self.db is not None
+                result = self.run(ask.command.run(self.db))
+                if isinstance(ask.command, dlq.RequestRedrive) and result:
+                    self.system.request_redrive()
             else:
                 result = self._dispatch(ask.command)
         except ServiceError as err:
@@ -233,29 +253,57 @@ class Worker(SupervisedActor):
         raise AssertionError("unreachable")
 
     def _handle_event(self, delivery: Deliver) -> None:
-        max_attempts = self.system.settings.event_max_attempts
-        envelope = delivery.envelope
+        settled = False
         try:
-            for attempt in range(1, max_attempts + 1):
-                if self.gave_up or self.logic is None:
-                    self.system.dead_letters.record(self.system.name, "escalated", envelope)
-                    return
-                try:
-                    self.run(self.logic.apply_event(envelope))
-                    return
-                except DatabaseUnavailable as exc:
-                    self.crashed(exc)  # reconnect through a restart, then try again
-                except Exception:  # noqa: BLE001 - retried, then dead-lettered
-                    log.exception("%s failed on %s (attempt %d/%d)", self.child_id,
-                                  envelope.eventType, attempt, max_attempts)
-                    time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
-            # Bounded retries are spent: park the event on the dead-letter topic, move on.
-            self.system.dead_letters.record(self.system.name, "event-failed", envelope)
-            self.system.bus.publish(f"{delivery.topic}.dlq", delivery.key, envelope)
+            settled = self._apply_or_park(delivery)
         finally:
             self._after_message()
             if delivery.done is not None:
-                delivery.done()
+                delivery.done(settled)
+
+    def _apply_or_park(self, delivery: Deliver) -> bool:
+        """Apply an event with bounded retries, else park it as a dead letter.
+
+        True once the event is durably handled (applied, or parked); False when this worker
+        could not take it (down, database unreachable): the sender delivers it again later.
+        """
+        max_attempts = self.system.settings.event_max_attempts
+        envelope = delivery.envelope
+        error = ""
+        for attempt in range(1, max_attempts + 1):
+            if self.gave_up or self.logic is None:
+                self.system.dead_letters.record(self.system.name, "escalated", envelope)
+                return False
+            try:
+                self.run(self.logic.apply_event(envelope))
+                return True
+            except DatabaseUnavailable as exc:
+                self.crashed(exc)  # reconnect through a restart, then try again
+                if attempt == max_attempts:
+                    return False  # an outage is not the event's fault: never park for it
+            except Exception as exc:  # noqa: BLE001 - retried, then parked
+                log.exception("%s failed on %s (attempt %d/%d)", self.child_id,
+                              envelope.eventType, attempt, max_attempts)
+                error = f"{type(exc).__name__}: {exc}"
+                if attempt < max_attempts:
+                    time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
+        return self._park(delivery, error, max_attempts)
+
+    def _park(self, delivery: Deliver, error: str, attempts: int) -> bool:
+        envelope = delivery.envelope
+        letter = dlq.ParkedEvent(
+            consumer=self.system.name, topic=delivery.topic, event_key=delivery.key,
+            envelope=envelope, error=error[:2000], attempts=attempts)
+        try:
+            letter_id = self.run(dlq.park(self.db, letter))
+        except Exception:  # noqa: BLE001 - not parked: leave it with the sender, try again later
+            log.exception("%s could not park %s %s", self.child_id, envelope.eventType, envelope.eventId)
+            return False
+        self.system.dead_letters.record(self.system.name, "event-failed", envelope)
+        log.error("%s parked %s %s (topic %s, key %s) as dead letter %d after %d attempts: %s; "
+                  "see `microcommerce dlq list`", self.child_id, envelope.eventType, envelope.eventId,
+                  delivery.topic, delivery.key, letter_id, attempts, error)
+        return True
 
     def _after_message(self) -> None:
         if self.logic is not None and self.logic.ctx.outbox_dirty:
@@ -264,41 +312,127 @@ class Worker(SupervisedActor):
 
 
 class OutboxRelay(SupervisedActor):
-    """Publishes committed outbox rows in id order and marks them published (at-least-once)."""
+    """Publishes committed outbox rows in id order; a row is marked published only once the bus
+    settles it (every consumer group applied it, or a broker acknowledged it).
+
+    Rows in flight are tracked in memory; a crash forgets them, and the next start sends every
+    unmarked row again (consumers' inboxes make the repeat harmless). The relay also hands
+    dead letters an operator asked to redrive back to this service's own consumers.
+    """
+
+    MAX_IN_FLIGHT = 2000  # back-pressure: stop reading the outbox while consumers catch up
+    RETRY_AFTER_S = 1.0  # a row the bus could not deliver is sent again after this pause
 
     def __init__(self, system: ActorSystem) -> None:
         super().__init__(system, f"{system.name}-outbox-relay")
         self.published = 0
+        # Settlements arrive on consumers' threads; deque appends and pops are thread-safe.
+        self._settled: deque[tuple[int, bool]] = deque()
+        self._redriven: deque[tuple[int, bool]] = deque()
+        self._in_flight: set[int] = set()
+        self._retry: dict[int, float] = {}
+        self._redriving: set[int] = set()
 
     def boot(self) -> None:
         super().boot()
+        self._in_flight.clear()
+        self._retry.clear()
+        self._redriving.clear()  # after a restart everything unmarked goes out again
         poll_s = self.system.settings.outbox_poll_ms / 1000.0
-        self.timers.start_periodic("poll", poll_s, Flush())
-        self.flush()  # rows left by a crash between commit and publish go out now
+        self.timers.start_periodic("poll", poll_s, Poll())
+        self.flush()  # rows left by a crash or a stop go out now
+        self.redrive()
 
     def teardown(self) -> None:
         if self.system.bus.durable and self.db is not None:
             self.flush()
 
     def receive(self, message: Any, _unused: Any) -> None:
-        if isinstance(message, Flush):
-            try:
+        try:
+            if isinstance(message, Flush):
                 self.flush()
-            except Exception as exc:  # noqa: BLE001
-                log.error("%s could not publish: %s", self.child_id, exc)
-                self.crashed(exc)
+            elif isinstance(message, Poll):
+                self.flush()
+                self.redrive()
+        except Exception as exc:  # noqa: BLE001
+            log.error("%s could not publish: %s", self.child_id, exc)
+            self.crashed(exc)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
     def flush(self) -> None:
         assert self.db is not None
         self.system.flush_requested.clear()
-        while True:
-            rows = self.run(outbox.pending(self.db))
-            if not rows:
-                return
-            for row in rows:
-                self.system.bus.publish(row.topic, row.event_key, decode_event(row.payload))
-            self.run(outbox.mark_published(self.db, [row.id for row in rows]))
-            self.published += len(rows)
+        self._record_settled()
+        self._send_retries()
+        # No cursor: on MySQL ids are taken at insert but rows commit in any order, so a row
+        # below the newest one sent may appear later. Rows already in flight are skipped.
+        while len(self._in_flight) < self.MAX_IN_FLIGHT:
+            ids = self.run(outbox.pending_ids(self.db, len(self._in_flight) + len(self._retry) + 200))
+            fresh = [i for i in ids if i not in self._in_flight and i not in self._retry]
+            fresh = fresh[:self.MAX_IN_FLIGHT - len(self._in_flight)]
+            if not fresh:
+                break
+            for row in self.run(outbox.unpublished(self.db, fresh)):
+                self._send(row)
+        self._record_settled()  # what settled while we sent (a topic nobody must apply settles at once)
+
+    def _send(self, row: outbox.OutboxRow) -> None:
+        self._in_flight.add(row.id)
+        self.system.bus.publish(row.topic, row.event_key, decode_event(row.payload),
+                                partial(self._on_settled, row.id))
+
+    def _on_settled(self, row_id: int, ok: bool) -> None:
+        self._settled.append((row_id, ok))
+        self.system.request_flush()
+
+    def _record_settled(self) -> None:
+        done: list[int] = []
+        while self._settled:
+            row_id, ok = self._settled.popleft()
+            self._in_flight.discard(row_id)
+            if ok:
+                done.append(row_id)
+            else:
+                self._retry[row_id] = time.monotonic() + self.RETRY_AFTER_S
+        for start in range(0, len(done), 500):
+            chunk = done[start:start + 500]
+            self.run(outbox.mark_published(self.db, chunk))
+            self.published += len(chunk)
+
+    def _send_retries(self) -> None:
+        now = time.monotonic()
+        due = [row_id for row_id, at in self._retry.items() if at <= now]
+        if not due:
+            return
+        for row_id in due:
+            del self._retry[row_id]
+        for row in self.run(outbox.unpublished(self.db, due)):
+            self._send(row)
+
+    # -- dead letters an operator asked to redrive ----------------------------------------
+    def redrive(self) -> None:
+        """Deliver requested dead letters to this service's consumers (the inbox applies each once)."""
+        assert self.db is not None
+        while self._redriven:
+            letter_id, ok = self._redriven.popleft()
+            self._redriving.discard(letter_id)
+            if ok:
+                self.run(dlq.mark_redriven(self.db, letter_id))
+        for letter in self.run(dlq.requested(self.db)):
+            if letter.id in self._redriving:
+                continue
+            self._redriving.add(letter.id)
+            log.info("%s redrives dead letter %d (%s %s)", self.child_id, letter.id,
+                     letter.eventType, letter.eventId)
+            self.system.deliver_event(decode_event(letter.payload), letter.topic, letter.eventKey,
+                                      partial(self._on_redriven, letter.id))
+
+    def _on_redriven(self, letter_id: int, ok: bool) -> None:
+        self._redriven.append((letter_id, ok))
+        self.system.request_redrive()
 
 
 def _run_ready(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> bool:
@@ -319,3 +453,11 @@ def _run_ready(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> bool
 def _reply(ask: Ask, result: Any, error: BaseException | None) -> None:
     if ask.reply is not None:
         ask.reply(result, error)
+
+
+def _refuse(message: Any, reason: str) -> None:
+    """Answer work a down or stopping actor will not do: callers get 503, events go back."""
+    if isinstance(message, Ask) and message.reply is not None:
+        message.reply(None, ServiceUnavailable(reason))
+    elif isinstance(message, Deliver) and message.done is not None:
+        message.done(False)

@@ -59,6 +59,10 @@ def create_app(
     app.on_response_prepare.append(mw.add_security_headers)
     app.router.add_get("/health", _health(service))
     app.router.add_get("/metrics", _metrics)
+    if system is not None:
+        from microcommerce.http.dead_letters import setup_dead_letter_routes  # imports `ask` below
+
+        setup_dead_letter_routes(app)
     if setup_routes is not None:
         setup_routes(app)
     return app

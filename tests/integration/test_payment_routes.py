@@ -224,7 +224,7 @@ async def deliver_to_payment(platform, envelope, order_id: int, times: int) -> N
     handled = [asyncio.Event() for _ in range(times)]
     for event in handled:
         system.deliver_event(envelope, ORDER_EVENTS, str(order_id),
-                             lambda event=event: loop.call_soon_threadsafe(event.set))
+                             lambda settled, event=event: loop.call_soon_threadsafe(event.set))
     for event in handled:
         await asyncio.wait_for(event.wait(), 5)
 

@@ -53,7 +53,7 @@ async def redeliver(platform, envelope: EventEnvelope, topic: str, key: str) -> 
     remaining = len(groups)
     loop = asyncio.get_running_loop()
 
-    def handled() -> None:
+    def handled(settled: bool = True) -> None:
         nonlocal remaining
         remaining -= 1
         if remaining == 0:
