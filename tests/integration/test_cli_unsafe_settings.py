@@ -43,8 +43,7 @@ def one_line_config_error(proc: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.parametrize(("args", "settings"), [
     (["dev", "--ephemeral"], {"HOST": "0.0.0.0"}),
-    (["dev", "--ephemeral", "--host", "0.0.0.0"], {}),
-    (["serve", "--service", "user"], {"HOST": "192.0.2.10"}),
+    (["serve", "--service", "user", "--host", "192.0.2.10"], {}),
 ])
 def test_the_dev_profile_will_not_start_on_a_public_interface(args, settings):
     error = one_line_config_error(run(*args, **settings))
@@ -52,13 +51,10 @@ def test_the_dev_profile_will_not_start_on_a_public_interface(args, settings):
     assert "PROFILE=production" in error and "ALLOW_DEV_ON_PUBLIC_HOST" in error
 
 
-@pytest.mark.parametrize(("settings", "setting"), [
-    ({"EVENT_MAX_ATTEMPTS": "0"}, "EVENT_MAX_ATTEMPTS"),
-    ({"OUTBOX_POLL_MS": "0"}, "OUTBOX_POLL_MS"),
-    ({"BUS_URL": "nonsense"}, "BUS_URL"),
-])
-def test_a_runtime_breaking_setting_is_one_line(settings, setting):
-    assert one_line_config_error(run("dev", "--ephemeral", **settings)).startswith(f"{setting}: ")
+def test_a_runtime_breaking_setting_is_one_line():
+    # Every range has a unit test (tests/unit/test_config_ranges.py); this is the user's view.
+    error = one_line_config_error(run("dev", "--ephemeral", EVENT_MAX_ATTEMPTS="0"))
+    assert error == "EVENT_MAX_ATTEMPTS: must be >= 1 (0 would dead-letter every event)"
 
 
 def test_the_explicit_override_lets_dev_listen_on_all_interfaces():
