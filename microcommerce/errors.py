@@ -29,6 +29,11 @@ class BadRequest(ServiceError):
     status = 400
 
 
+class InvalidInput(BadRequest):
+    """The database refused a value itself (out of range, too long, wrong kind): the client's
+    input, not a crash. Raised by the storage adapters as a safety net behind route checks."""
+
+
 class Unauthorized(ServiceError):
     status = 401
 

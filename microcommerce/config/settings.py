@@ -6,6 +6,8 @@ maps use `{SERVICE}_PORT`, `{SERVICE}_SERVICE_URL`, `{SERVICE}_TIMEOUT_MS`.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
 import secrets
@@ -29,6 +31,11 @@ SERVICE_NAMES: tuple[str, ...] = (
     "audit",
 )
 DEFAULT_PORTS = {name: 3000 + i for i, name in enumerate(SERVICE_NAMES)}
+PROFILES = ("dev", "production")
+# Timers below this spin a core for nothing (and 0 or less is a busy loop).
+MIN_POLL_MS = 10
+MAX_BCRYPT_BYTES = 72
+_KAFKA_URL = re.compile(r"^kafka://[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$")
 PER_SERVICE_MAPS = {"ports": "_PORT", "service_urls": "_SERVICE_URL", "timeouts_ms": "_TIMEOUT_MS"}
 
 
@@ -39,6 +46,9 @@ class ConfigError(Exception):
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     profile: str = "dev"
     host: str = "127.0.0.1"
+    # The dev profile serves the dev outbox and prints secrets: never on a public interface
+    # unless this is set on purpose.
+    allow_dev_on_public_host: bool = False
     data_dir: str = "./var"
     ephemeral: bool = False
     # Database URL; `{service}` is replaced by the service name. Empty: SQLite under data_dir.
@@ -73,15 +83,37 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: str = "info"
 
     def __post_init__(self) -> None:
+        _check(self.profile in PROFILES, "PROFILE", f"must be one of {', '.join(PROFILES)}")
+        _check(bool(self.host.strip()), "HOST", "must not be empty")
+        _check(self.profile != "dev" or self.allow_dev_on_public_host or is_loopback(self.host), "HOST",
+               f"the dev profile must not listen on {self.host} (not loopback); use PROFILE=production, "
+               "HOST=127.0.0.1, or ALLOW_DEV_ON_PUBLIC_HOST=true")
+        _check(bool(self.data_dir.strip()), "DATA_DIR", "must not be empty")
+        _check(not self.database_url or self.database_url.startswith(("sqlite://", "mysql://")),
+               "DATABASE_URL", "must start with sqlite:// or mysql://")
+        _check(self.bus_url == "local" or bool(_KAFKA_URL.match(self.bus_url)), "BUS_URL",
+               "must be 'local' or kafka://host:port[,host:port...]")
         _check(self.rate_limit_window_ms > 0, "RATE_LIMIT_WINDOW_MS", "must be > 0")
         _check(self.rate_limit_max > 0, "RATE_LIMIT_MAX", "must be > 0")
         _check(4 <= self.password_hash_cost <= 16, "PASSWORD_HASH_COST", "must be 4..16 (bcrypt cost)")
         _check(1 <= self.workers <= 64, "WORKERS", "must be 1..64")
         _check(self.mailbox_size >= 1, "MAILBOX_SIZE", "must be >= 1")
+        _check(self.supervisor_max_restarts >= 0, "SUPERVISOR_MAX_RESTARTS", "must be >= 0")
+        _check(math.isfinite(self.supervisor_window_s) and self.supervisor_window_s > 0, "SUPERVISOR_WINDOW_S",
+               "must be a number > 0")
+        _check(self.event_max_attempts >= 1, "EVENT_MAX_ATTEMPTS", "must be >= 1 (0 would dead-letter every event)")
+        _check(self.outbox_poll_ms >= MIN_POLL_MS, "OUTBOX_POLL_MS", f"must be >= {MIN_POLL_MS}")
         _check(self.request_timeout_ms > 0, "REQUEST_TIMEOUT_MS", "must be > 0")
         _check(self.jwt_ttl_s > 0, "JWT_TTL_S", "must be > 0")
         _check(self.reservation_ttl_s > 0, "RESERVATION_TTL_S", "must be > 0")
-        _check(self.reservation_sweep_interval_ms > 0, "RESERVATION_SWEEP_INTERVAL_MS", "must be > 0")
+        _check(self.reservation_sweep_interval_ms >= MIN_POLL_MS, "RESERVATION_SWEEP_INTERVAL_MS",
+               f"must be >= {MIN_POLL_MS}")
+        _check(len(self.bootstrap_admin_password.encode()) <= MAX_BCRYPT_BYTES, "BOOTSTRAP_ADMIN_PASSWORD",
+               f"must be at most {MAX_BCRYPT_BYTES} bytes in UTF-8")
+        _check(not self.bootstrap_admin_password or len(self.bootstrap_admin_password) >= 8,
+               "BOOTSTRAP_ADMIN_PASSWORD", "must be at least 8 characters")
+        _check(not self.bootstrap_admin_email or "@" in self.bootstrap_admin_email, "BOOTSTRAP_ADMIN_EMAIL",
+               "must be an email address")
         _check(self.log_level in ("debug", "info", "warning", "error"), "LOG_LEVEL",
                "must be one of debug, info, warning, error")
         bad = set(self.notification_channels) - {"email", "sms", "push"}
@@ -89,7 +121,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         for name in (*self.ports, *self.service_urls, *self.timeouts_ms):
             _check(name in SERVICE_NAMES, name.upper(), f"unknown service; known: {', '.join(SERVICE_NAMES)}")
         for name, port in self.ports.items():
-            _check(0 <= port <= 65535, f"{name.upper()}_PORT", "must be 0..65535")
+            _check(1 <= port <= 65535, f"{name.upper()}_PORT", "must be 1..65535")
+        for name, timeout in self.timeouts_ms.items():
+            _check(timeout > 0, f"{name.upper()}_TIMEOUT_MS", "must be > 0")
         for name, url in self.service_urls.items():
             _check(url.startswith(("http://", "https://")), f"{name.upper()}_SERVICE_URL", "must start with http:// or https://")
         if self.jwt_secret and len(self.jwt_secret) < 16:
@@ -115,6 +149,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.ephemeral:
             return f"sqlite://memory/{service}-{id(self)}"
         return f"sqlite:///{Path(self.data_dir) / f'{service}.db'}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for an interface only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # another hostname: may resolve to anything, so treat it as public
 
 
 def _check(ok: bool, name: str, problem: str) -> None:

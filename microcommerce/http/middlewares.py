@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from microcommerce.config import Settings
-from microcommerce.errors import Forbidden, ServiceError
+from microcommerce.errors import BadRequest, Forbidden, ServiceError
 from microcommerce.http.auth import PRINCIPAL_KEY
 from microcommerce.http.body import json_response
 from microcommerce.http.metrics import HttpMetrics
@@ -44,6 +44,13 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         response.headers["X-Request-Id"] = request_id
 
 
+def _usable_request_id(value: str | None) -> str | None:
+    """A client's X-Request-Id is echoed in a response header: printable ASCII only, bounded."""
+    if value and len(value) <= 128 and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
 def new_request_id() -> str:
     """32 hex digits, like uuid4().hex, ~8x cheaper: no getrandom syscall per request. Ids must
     be unique, not secret; the module's generator is seeded from os.urandom (again after fork)."""
@@ -58,7 +65,7 @@ def observe(service: str, settings: Settings, metrics: HttpMetrics,
             activity: ActivityHook | None) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[REQUEST_ID] = request.headers.get("X-Request-Id") or new_request_id()
+        request[REQUEST_ID] = _usable_request_id(request.headers.get("X-Request-Id")) or new_request_id()
         started = time.perf_counter()
         status = 500
         try:
@@ -169,6 +176,7 @@ def rate_limit(settings: Settings, metrics: HttpMetrics) -> Callable[..., Awaita
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes JSON {"message": ...}; no stack trace reaches a client."""
     try:
+        _refuse_undecodable_headers(request)
         return await handler(request)
     except ServiceError as err:
         return json_response(err.to_body(), err.status, err.headers)
@@ -187,6 +195,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:  # noqa: BLE001
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response({"message": "Internal server error"}, 500)
+
+
+def _refuse_undecodable_headers(request: web.Request) -> None:
+    """aiohttp keeps a non-UTF-8 header byte as a lone surrogate, which breaks whatever later
+    encodes the value (forwarding it, echoing it): refuse the request up front instead."""
+    for name, value in request.headers.items():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(f"Header {name} is not valid UTF-8") from None
 
 
 def internal_guard(settings: Settings) -> Callable[..., Awaitable[web.StreamResponse]]:

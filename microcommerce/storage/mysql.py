@@ -21,6 +21,8 @@ import aiomysql
 import pymysql
 from pymysql.constants import CLIENT
 
+from microcommerce.errors import InvalidInput
+
 from .port import (
     Database,
     DatabaseUnavailable,
@@ -36,6 +38,13 @@ log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = {2003, 2006, 2013, 2055}  # can't connect, gone away, lost (twice)
 _TRANSIENT_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the work back
+# The value itself is refused (strict mode): out of range, truncated, wrong kind, too long.
+_BAD_VALUE_ERRORS = {1264: "A number in the request is out of range",
+                     1265: "A value in the request does not fit",
+                     1292: "A value in the request has the wrong format",
+                     1366: "A value in the request has the wrong format",
+                     1406: "A value in the request is too long",
+                     1690: "A number in the request is out of range"}
 _CONNECT_TIMEOUT_S = 10
 # Strict mode: bad data is an error, never a silently truncated value plus a warning.
 _SQL_MODE = "TRADITIONAL"
@@ -69,16 +78,19 @@ def _detail(exc: BaseException) -> str:
 def _mapped_errors(address: str) -> Iterator[None]:
     try:
         yield
-    except pymysql.err.IntegrityError as exc:
-        raise IntegrityError(f"constraint violated: {_detail(exc)}") from exc
-    except pymysql.err.OperationalError as exc:
-        if exc.args and exc.args[0] in _TRANSIENT_ERRORS:
+    except pymysql.err.Error as exc:
+        code = exc.args[0] if exc.args else None
+        if isinstance(exc, pymysql.err.IntegrityError):
+            raise IntegrityError(f"constraint violated: {_detail(exc)}") from exc
+        if code in _BAD_VALUE_ERRORS:  # whatever class pymysql files it under
+            raise InvalidInput(_BAD_VALUE_ERRORS[code]) from exc
+        if isinstance(exc, pymysql.err.OperationalError) and code in _TRANSIENT_ERRORS:
             raise TransientError(f"transaction lost a race: {_detail(exc)}") from exc
-        if exc.args and exc.args[0] in _CONNECTION_ERRORS:
+        if isinstance(exc, pymysql.err.OperationalError) and code in _CONNECTION_ERRORS:
             raise DatabaseUnavailable(f"MySQL at {address} is unavailable: {_detail(exc)}") from exc
         raise StorageError(f"mysql error: {_detail(exc)}") from exc
-    except pymysql.err.Error as exc:
-        raise StorageError(f"mysql error: {_detail(exc)}") from exc
+    except OverflowError:  # an int the driver cannot send: the value is at fault, not the code
+        raise InvalidInput("A number in the request is out of range") from None
     except OSError as exc:
         raise DatabaseUnavailable(f"MySQL at {address} is unavailable: {exc}") from exc
 

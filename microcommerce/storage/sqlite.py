@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+from microcommerce.errors import InvalidInput
+
 from .port import (
     Database,
     DatabaseUnavailable,
@@ -96,6 +98,8 @@ def _open(target: SqliteTarget) -> sqlite3.Connection:
 def _mapped_errors() -> Iterator[None]:
     try:
         yield
+    except OverflowError:  # binding an int beyond 64 bits: the value is at fault, not the code
+        raise InvalidInput("A number in the request is out of range") from None
     except sqlite3.IntegrityError as exc:
         raise IntegrityError(f"constraint violated: {exc}") from exc
     except sqlite3.OperationalError as exc:

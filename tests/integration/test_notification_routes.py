@@ -39,7 +39,8 @@ async def wait_for_type(platform, token, event_type, count):
 
 
 async def outbox(platform, to):
-    reply = await platform.get(f"/notifications/dev/outbox?to={to}")
+    """The dev outbox holds everyone's reset codes: only an admin may read it."""
+    reply = await platform.get(f"/notifications/dev/outbox?to={to}", token=await platform.admin_token())
     assert reply.status == 200, reply
     return reply.body["messages"]
 
@@ -167,7 +168,9 @@ async def test_listing_limits_newest_first_and_owner_or_admin(make_platform):
     ids = [n["id"] for n in limited["notifications"]]
     assert len(ids) == 2 and ids == sorted(ids, reverse=True)
     assert limited["limit"] == 2
-    assert (await my_notifications(platform, token, "?limit=5000"))["limit"] == 200
+    assert (await my_notifications(platform, token, "?limit=200"))["limit"] == 200
+    reply = await platform.get("/notifications/me?limit=5000", token=token)
+    assert reply.status == 400 and reply.body["message"] == "limit must be an integer between 1 and 200"
     reply = await platform.get("/notifications/me?limit=abc", token=token)
     assert reply.status == 400 and "limit" in reply.body["message"]
     assert (await platform.get("/notifications/me")).status == 401

@@ -305,7 +305,9 @@ async def test_listing_filters_and_pages(make_platform):
     page = (await platform.get("/products?page=2&pageSize=3")).body
     assert (page["total"], page["page"], page["pageSize"]) == (4, 2, 3)
     assert [item["name"] for item in page["items"]] == ["100% Wool Sock"]
-    assert (await platform.get("/products?pageSize=1000")).body["pageSize"] == 100
+    assert (await platform.get("/products?pageSize=100")).body["pageSize"] == 100
+    too_big = await platform.get("/products?pageSize=1000")
+    assert too_big.status == 400 and "pageSize" in too_big.body["message"]
     first = (await platform.get("/products")).body
     assert (first["page"], first["pageSize"]) == (1, 20)
 

@@ -80,6 +80,7 @@ def test_per_service_maps_merge_entry_by_entry(tmp_path):
 
 def test_service_urls_from_env_and_default_from_host_and_port():
     settings = load_settings(flags={}, env={"CART_SERVICE_URL": "http://cart:8080", "HOST": "0.0.0.0",
+                                            "PROFILE": "production",
                                             "ORDER_PORT": "4003"})
     assert settings.url_of("cart") == "http://cart:8080"
     assert settings.url_of("order") == "http://0.0.0.0:4003"

@@ -17,20 +17,20 @@ from microcommerce.contracts.inventory import (
 )
 from microcommerce.http.app import ask
 from microcommerce.http.auth import require_role
-from microcommerce.http.body import int_param, json_response, read_json
+from microcommerce.http.body import MAX_QUANTITY, int_param, json_response, read_json
 from microcommerce.services.inventory.messages import ReleaseExpired, ReleaseReservation, SetStock
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 
 class StockBody(msgspec.Struct):
-    totalQuantity: Annotated[int, msgspec.Meta(ge=0)]
+    totalQuantity: Annotated[int, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
 
 
 class ReservationBody(msgspec.Struct):
     orderId: PositiveInt
     productId: PositiveInt
-    quantity: PositiveInt
+    quantity: Annotated[int, msgspec.Meta(gt=0, le=MAX_QUANTITY)]
     expiresAt: Annotated[str, msgspec.Meta(min_length=10, max_length=40)] | None = None
 
 

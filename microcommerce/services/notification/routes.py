@@ -2,9 +2,10 @@
 
 The dev outbox: in the dev profile (`profile = "dev"`, the default) every message the mock
 senders "send" is also kept in a table, and `GET /notifications/dev/outbox?to=<address>&limit=`
-shows it, newest first, without authentication. This is how a developer reads, say, the
-password-reset code mailed to alice@example.com. In any other profile the route does not
-exist (404).
+shows it, newest first, to an admin only: it holds every user's one-time codes, so anyone
+else reading it could take over any account (the admin's included). This is how a developer
+reads, say, the password-reset code mailed to alice@example.com. In any other profile the route
+does not exist (404).
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from microcommerce.http.app import SETTINGS, ask
-from microcommerce.http.auth import authenticate, require_owner_or_admin
-from microcommerce.http.body import int_param, json_response, query_value
+from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
+from microcommerce.http.body import int_param, json_response, query_int, query_value
 from microcommerce.services.notification import domain
 from microcommerce.services.notification.messages import ListNotifications, MarkRead, ReadDevOutbox
 
 
 def _limit(request: web.Request) -> int:
-    return domain.clamp_limit(query_value(request, "limit", int, domain.DEFAULT_LIMIT))
+    return query_int(request, "limit", domain.DEFAULT_LIMIT, high=domain.MAX_LIMIT)
 
 
 async def my_notifications(request: web.Request) -> web.Response:
@@ -42,6 +43,7 @@ async def user_notifications(request: web.Request) -> web.Response:
 
 
 async def dev_outbox(request: web.Request) -> web.Response:
+    require_role(request, "admin")
     to = query_value(request, "to", str, "").strip().lower() or None
     messages = await ask(request, ReadDevOutbox(to=to, limit=_limit(request)))
     return json_response({"messages": messages})

@@ -11,7 +11,14 @@ from microcommerce.contracts.order import MarkOrderPaid
 from microcommerce.errors import Forbidden
 from microcommerce.http.app import ask
 from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
-from microcommerce.http.body import int_param, json_response, query_value, read_json
+from microcommerce.http.body import (
+    MAX_OFFSET,
+    MAX_QUANTITY,
+    int_param,
+    json_response,
+    query_int,
+    read_json,
+)
 from microcommerce.services.order import domain
 from microcommerce.services.order.messages import (
     CancelOrder,
@@ -29,7 +36,7 @@ PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 class PlaceOrderBody(msgspec.Struct):
     productId: PositiveInt
-    quantity: PositiveInt | None = None
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | None = None
 
 
 class StatusBody(msgspec.Struct):
@@ -58,8 +65,8 @@ async def checkout(request: web.Request) -> web.Response:
 
 
 async def _list(request: web.Request, user_id: int) -> web.Response:
-    limit = min(max(query_value(request, "limit", int, 50), 1), 200)
-    offset = max(query_value(request, "offset", int, 0), 0)
+    limit = query_int(request, "limit", 50, high=200)
+    offset = query_int(request, "offset", 0, low=0, high=MAX_OFFSET)
     orders = await ask(request, ListUserOrders(user_id=user_id, limit=limit, offset=offset))
     return json_response({"orders": orders, "limit": limit, "offset": offset})
 

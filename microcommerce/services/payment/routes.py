@@ -9,7 +9,7 @@ from aiohttp import web
 
 from microcommerce.http.app import ask
 from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
-from microcommerce.http.body import decode_as, int_param, json_response, query_value
+from microcommerce.http.body import MAX_OFFSET, decode_as, int_param, json_response, query_int
 from microcommerce.services.payment import domain
 from microcommerce.services.payment.messages import (
     ChargeOrder,
@@ -66,8 +66,8 @@ async def charge_order(request: web.Request) -> web.Response:
 
 async def my_payments(request: web.Request) -> web.Response:
     principal = authenticate(request)
-    limit = min(max(query_value(request, "limit", int, 50), 1), 200)
-    offset = max(query_value(request, "offset", int, 0), 0)
+    limit = query_int(request, "limit", 50, high=200)
+    offset = query_int(request, "offset", 0, low=0, high=MAX_OFFSET)
     payments = await ask(request, ListUserPayments(user_id=principal.id, limit=limit, offset=offset))
     return json_response({"payments": payments, "limit": limit, "offset": offset})
 

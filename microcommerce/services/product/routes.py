@@ -12,7 +12,14 @@ from microcommerce.contracts.product import GetProduct
 from microcommerce.errors import NotFound
 from microcommerce.http.app import ask
 from microcommerce.http.auth import require_role
-from microcommerce.http.body import int_param, json_response, query_value, read_json
+from microcommerce.http.body import (
+    MAX_PAGE,
+    int_param,
+    json_response,
+    query_int,
+    query_value,
+    read_json,
+)
 from microcommerce.services.product import domain
 from microcommerce.services.product.domain import ImageInput
 from microcommerce.services.product.messages import (
@@ -83,8 +90,9 @@ async def list_products(request: web.Request) -> web.Response:
     min_cents = _price_bound(request, "minPrice")
     max_cents = _price_bound(request, "maxPrice")
     domain.check_price_range(min_cents, max_cents)
-    page, page_size = domain.page_window(query_value(request, "page", int, 1),
-                                         query_value(request, "pageSize", int, domain.DEFAULT_PAGE_SIZE))
+    page, page_size = domain.page_window(
+        query_int(request, "page", 1, high=MAX_PAGE),
+        query_int(request, "pageSize", domain.DEFAULT_PAGE_SIZE, high=domain.MAX_PAGE_SIZE))
     text = query_value(request, "q", str, "").strip() or None
     listing = ListProducts(filter=ProductFilter(category_id=category_id, text=text, min_cents=min_cents,
                                                 max_cents=max_cents),

@@ -14,6 +14,7 @@ from microcommerce.errors import BadRequest, Forbidden
 ROLES = ("user", "admin", "supplier")
 STATUSES = ("active", "blocked")
 OTP_TTL_S = 600
+MAX_PASSWORD_BYTES = 72  # bcrypt's limit
 OTP_MAX_ATTEMPTS = 5
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -46,13 +47,26 @@ def check_update_allowed(actor_role: str, actor_id: int, target_id: int, role: s
         raise Forbidden("Only an admin may change role or account status")
 
 
+def check_password_length(password: str) -> bytes:
+    """The password as bcrypt sees it; 400 past bcrypt's 72 bytes (which bcrypt 5 refuses
+    instead of truncating). Bytes, not characters: an emoji takes four."""
+    raw = password.encode()
+    if len(raw) > MAX_PASSWORD_BYTES:
+        raise BadRequest(f"Password is too long: at most {MAX_PASSWORD_BYTES} bytes in UTF-8 "
+                         f"(this one is {len(raw)}; accented letters and emoji take 2-4 bytes each)")
+    return raw
+
+
 def hash_password(password: str, cost: int) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
+    return bcrypt.hashpw(check_password_length(password), bcrypt.gensalt(rounds=cost)).decode()
 
 
 def verify_password(password: str, password_hash: str) -> bool:
+    raw = password.encode()
+    if len(raw) > MAX_PASSWORD_BYTES:
+        return False  # no stored password is this long (and bcrypt 5 would raise)
     try:
-        return bcrypt.checkpw(password.encode(), password_hash.encode())
+        return bcrypt.checkpw(raw, password_hash.encode())
     except ValueError:
         return False
 

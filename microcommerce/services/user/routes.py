@@ -11,7 +11,7 @@ from microcommerce.actors.cpu import run_cpu
 from microcommerce.errors import Forbidden, Unauthorized
 from microcommerce.http.app import SETTINGS, ask
 from microcommerce.http.auth import TOKEN_ISSUER, Principal, authenticate, require_role
-from microcommerce.http.body import int_param, json_response, query_value, read_json
+from microcommerce.http.body import MAX_OFFSET, int_param, json_response, query_int, read_json
 from microcommerce.services.user import domain
 from microcommerce.services.user.messages import (
     ChangePassword,
@@ -142,8 +142,8 @@ async def reset_password(request: web.Request) -> web.Response:
 
 async def list_users(request: web.Request) -> web.Response:
     require_role(request, "admin")
-    limit = min(max(query_value(request, "limit", int, 100), 1), 500)
-    offset = max(query_value(request, "offset", int, 0), 0)
+    limit = query_int(request, "limit", 100, high=500)
+    offset = query_int(request, "offset", 0, low=0, high=MAX_OFFSET)
     users: list[UserView] = await ask(request, ListUsers(limit=limit, offset=offset))
     return json_response({"users": users, "limit": limit, "offset": offset})
 
