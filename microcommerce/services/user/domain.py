@@ -46,6 +46,11 @@ def check_update_allowed(actor_role: str, actor_id: int, target_id: int, role: s
         raise Forbidden("Only an admin may change role or account status")
 
 
+def changes_authority(role: str, status: str, new_role: str | None, new_status: str | None) -> bool:
+    """Does an update change what the user's tokens allow? Then those tokens must stop working."""
+    return (new_role is not None and new_role != role) or (new_status is not None and new_status != status)
+
+
 def hash_password(password: str, cost: int) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
 
