@@ -14,10 +14,9 @@ from microcommerce.actors.deadletters import DeadLetters
 from microcommerce.actors.system import ActorSystem
 from microcommerce.config import Settings
 from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
-from microcommerce.contracts import user as user_contract
-from microcommerce.contracts.events import USER_EVENTS, EventEnvelope
 from microcommerce.http.app import NODE, create_app
 from microcommerce.http.auth import Revocations, TokenIssuer
+from microcommerce.http.revocation_sync import RevocationSync
 from microcommerce.services import ServiceSpec, load_spec
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,7 @@ class Node:
         self.dead_letters = DeadLetters()
         self.revocations = Revocations()
         self.issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, self.revocations)
+        self.revocation_sync = RevocationSync(self.bus, self.revocations, timeout_s=settings.timeout_of("user"))
         self.services: dict[str, ServiceRuntime] = {}
         self.ready_results: dict[str, Any] = {}
 
@@ -61,13 +61,14 @@ class Node:
         for spec in specs:
             for topic in spec.logic.consumed_topics() if spec.logic is not None else ():
                 self.bus.declare(topic, spec.name)
-        self.bus.subscribe(USER_EVENTS, f"auth-{id(self)}", self._observe_user_event)
+        self.revocation_sync.subscribe(f"auth-{id(self)}")
         try:
             for spec in specs:
                 await self._start_service(spec)
             for name, runtime in self.services.items():
                 if runtime.spec.on_ready is not None:
                     self.ready_results[name] = await runtime.spec.on_ready(self)
+            await self.revocation_sync.start()  # revocations known before the first request
             # Ports open last, the gateway's after every service's: no early 503s.
             if self.serve_http:
                 for runtime in sorted(self.services.values(), key=lambda r: r.spec.name == "gateway"):
@@ -101,6 +102,7 @@ class Node:
 
     async def stop(self) -> None:
         """HTTP first (no new work), then each system drains its mailboxes, then the bus."""
+        await self.revocation_sync.stop()
         for runtime in self.services.values():
             if runtime.runner is not None:
                 await runtime.runner.cleanup()
@@ -109,16 +111,3 @@ class Node:
             if runtime.system is not None:
                 await asyncio.to_thread(runtime.system.stop)
         self.bus.stop()
-
-    def _observe_user_event(self, envelope: EventEnvelope, topic: str, key: str, done: Any) -> None:
-        """Keep token revocations current in this process (password changes, deletions, blocks, roles)."""
-        data = envelope.data
-        if envelope.eventType == user_contract.USER_PASSWORD_CHANGED:
-            self.revocations.raise_min_version(data.id, data.tokenVersion)
-        elif envelope.eventType == user_contract.USER_DELETED:
-            self.revocations.set_void(data.id, True, as_of=envelope.occurredAt)
-        elif envelope.eventType == user_contract.USER_UPDATED:
-            self.revocations.set_void(data.id, data.accountStatus != "active", as_of=envelope.occurredAt)
-            self.revocations.set_role(data.id, data.role, as_of=envelope.occurredAt)
-        if done is not None:
-            done(True)

@@ -31,7 +31,7 @@ async def platform(make_platform):
 def forged_token(platform, *, secret: str | None = None, expires_in: int = 3600, sub: str = "1",
                  role: str = "admin") -> str:
     now = int(time.time())
-    claims = {"sub": sub, "role": role, "tv": 0, "iat": now, "exp": now + expires_in}
+    claims = {"sub": sub, "role": role, "tv": 0, "jti": f"forged-{now}", "iat": now, "exp": now + expires_in}
     return jwt.encode(claims, secret or platform.settings.jwt_secret, algorithm="HS256")
 
 

@@ -42,8 +42,9 @@ class MysqlPlatforms:
         self.prefix = f"mctest_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         self.running: list[Platform] = []
 
-    async def start(self) -> Platform:
-        platform = await start_platform(SERVICES, database_url=f"{self.server_url}/{self.prefix}_{{service}}")
+    async def start(self, **overrides) -> Platform:
+        platform = await start_platform(SERVICES, database_url=f"{self.server_url}/{self.prefix}_{{service}}",
+                                        **overrides)
         self.running.append(platform)
         return platform
 
@@ -123,3 +124,24 @@ async def test_data_survives_a_restart_on_mariadb(mysql_platforms):
     admin = await second.admin_token()  # the bootstrap admin was found, not created twice
     users = (await second.get("/auth/users", token=admin)).body["users"]
     assert [u["email"] for u in users].count(ADMIN_EMAIL) == 1
+
+
+async def test_revocations_survive_a_restart_on_mariadb(mysql_platforms):
+    secret = "one-jwt-secret-kept-across-restarts"
+    first = await mysql_platforms.start(jwt_secret=secret)
+    admin = await first.admin_token()
+    blocked, blocked_token = await first.new_user()
+    deleted, deleted_token = await first.new_user()
+    _, logged_out_token = await first.new_user()
+    _, kept_token = await first.new_user()
+    assert (await first.request("PUT", f"/users/{blocked['id']}", token=admin,
+                                json={"accountStatus": "blocked"})).status == 200
+    assert (await first.request("DELETE", f"/users/{deleted['id']}", token=admin)).status == 200
+    assert (await first.post("/auth/logout", token=logged_out_token)).status == 200
+    await mysql_platforms.stop(first)
+
+    second = await mysql_platforms.start(jwt_secret=secret)
+    for token in (blocked_token, deleted_token, logged_out_token):
+        assert (await second.get("/auth/session", token=token)).status == 401
+    assert (await second.get("/auth/session", token=kept_token)).status == 200
+    assert (await second.post("/auth/logout", token=logged_out_token)).status == 200  # twice is fine

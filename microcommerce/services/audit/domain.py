@@ -113,6 +113,7 @@ _TEMPLATES = {
     "USER_UPDATED": "User #{id} updated ({email}, role {role}, {accountStatus})",
     "USER_DELETED": "User #{id} deleted ({email})",
     "USER_PASSWORD_CHANGED": "User #{id} changed their password",
+    "USER_LOGGED_OUT": "User #{id} logged out",
     "PASSWORD_RESET_REQUESTED": "Password reset requested for user #{userId} ({email})",
     "PRODUCT_CREATED": "Product #{id} \"{name}\" created at {price} {currency}",
     "PRODUCT_UPDATED": "Product #{id} \"{name}\" updated ({price} {currency})",

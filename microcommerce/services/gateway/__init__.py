@@ -16,7 +16,7 @@ from aiohttp import web
 from microcommerce.actors.breaker import CircuitBreaker
 from microcommerce.errors import NotFound, ServiceUnavailable, UpstreamTimeout
 from microcommerce.http.app import HEALTH_CHECK, NODE, SETTINGS
-from microcommerce.http.auth import authenticate
+from microcommerce.http.auth import LOGOUT_PATH, authenticate
 from microcommerce.http.middlewares import GUARD_INTERNAL, INTERNAL_TOKEN_HEADER, REQUEST_ID
 from microcommerce.services import ServiceSpec
 
@@ -62,8 +62,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     service = target_service(request.path)
     if service is None:
         raise NotFound(f"Route not found: {request.method} {request.path}")
-    if "Authorization" in request.headers:
-        authenticate(request)  # reject a bad token here, before it costs a hop
+    if "Authorization" in request.headers and request.path != LOGOUT_PATH:
+        authenticate(request)  # reject a bad token here, before it costs a hop (logout: twice is fine)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED_REQUEST_HEADERS}
     headers[INTERNAL_TOKEN_HEADER] = settings.internal_token
     headers["X-Request-Id"] = request[REQUEST_ID]

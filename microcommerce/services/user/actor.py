@@ -7,6 +7,7 @@ import time
 from microcommerce.actors.service import ServiceActor, handles
 from microcommerce.contracts import user as events
 from microcommerce.contracts.events import iso_from_epoch, utc_now_iso
+from microcommerce.contracts.user import GetRevocationSnapshot, RevocationSnapshot
 from microcommerce.errors import BadRequest, Conflict, NotFound
 from microcommerce.services.user import domain, store
 from microcommerce.services.user.messages import (
@@ -21,16 +22,16 @@ from microcommerce.services.user.messages import (
     ListUsers,
     RequestPasswordReset,
     ResetWithOtp,
+    RevokeToken,
     TokenVersion,
     UpdateUser,
     UserView,
 )
 from microcommerce.storage import Executor, IntegrityError
 
-
-def user_event(view: UserView) -> events.UserData:
-    return events.UserData(id=view.id, name=view.name, email=view.email, role=view.role,
-                           accountStatus=view.accountStatus)
+#: Margin on top of the token lifetime when deciding which changes a snapshot still needs
+#: (a login racing a change may sign a token a moment after it).
+SNAPSHOT_MARGIN_S = 300
 
 
 class UserActor(ServiceActor):
@@ -41,8 +42,9 @@ class UserActor(ServiceActor):
                 if await store.by_email(tx, cmd.email):
                     raise Conflict("Email is already registered")
                 user_id = await store.insert(tx, cmd.name, cmd.email, cmd.password_hash, cmd.role)
-                view = store.to_view(await store.by_id(tx, user_id))
-                await self.emit(tx, events.USER_CREATED, user_id, user_event(view))
+                row = await store.by_id(tx, user_id)
+                view = store.to_view(row)
+                await self.emit(tx, events.USER_CREATED, user_id, store.to_event(row))
         except IntegrityError:
             raise Conflict("Email is already registered") from None
         return view
@@ -50,10 +52,10 @@ class UserActor(ServiceActor):
     @handles(EnsureAdmin)
     async def ensure_admin(self, cmd: EnsureAdmin) -> bool:
         async with self.db.transaction() as tx:
-            created, view = await ensure_admin(tx, cmd.name, cmd.email, cmd.password_hash)
-            if view is not None:
-                await self.emit(tx, events.USER_CREATED if created else events.USER_UPDATED, view.id,
-                                user_event(view))
+            created, row = await ensure_admin(tx, cmd.name, cmd.email, cmd.password_hash)
+            if row is not None:
+                await self.emit(tx, events.USER_CREATED if created else events.USER_UPDATED, row["id"],
+                                store.to_event(row))
         return created
 
     @handles(GetCredentials)
@@ -81,16 +83,20 @@ class UserActor(ServiceActor):
         fields = {column: value for column, value in changes.items() if value is not None}
         try:
             async with self.db.transaction() as tx:
-                await self._existing(tx, cmd.id)
+                before = await self._existing(tx, cmd.id)
                 if cmd.email is not None:
                     other = await store.by_email(tx, cmd.email)
                     if other and int(other["id"]) != cmd.id:
                         raise Conflict("Email is already registered")
                 if fields:
                     await store.update_fields(tx, cmd.id, fields)
-                view = store.to_view(await store.by_id(tx, cmd.id))
+                    if domain.changes_authority(before["role"], before["account_status"], cmd.role,
+                                                cmd.account_status):
+                        await store.bump_token_version(tx, cmd.id)
+                row = await store.by_id(tx, cmd.id)
+                view = store.to_view(row)
                 if fields:
-                    await self.emit(tx, events.USER_UPDATED, cmd.id, user_event(view))
+                    await self.emit(tx, events.USER_UPDATED, cmd.id, store.to_event(row))
         except IntegrityError:
             raise Conflict("Email is already registered") from None
         return view
@@ -111,6 +117,30 @@ class UserActor(ServiceActor):
             await self.emit(tx, events.USER_PASSWORD_CHANGED, cmd.id,
                             events.PasswordChanged(id=cmd.id, tokenVersion=version))
         return TokenVersion(id=cmd.id, tokenVersion=version)
+
+    @handles(RevokeToken)
+    async def revoke_token(self, cmd: RevokeToken) -> None:
+        """Logout; idempotent (a token logged out twice is announced once)."""
+        async with self.db.transaction() as tx:
+            if await store.revoke_token(tx, cmd.jti, cmd.user_id, cmd.exp, int(time.time())):
+                await self.emit(tx, events.USER_LOGGED_OUT, cmd.user_id,
+                                events.LoggedOut(id=cmd.user_id, jti=cmd.jti, exp=cmd.exp))
+
+    @handles(GetRevocationSnapshot)
+    async def revocation_snapshot(self, cmd: GetRevocationSnapshot) -> RevocationSnapshot:
+        """What every process needs to refuse revoked tokens, read from this service's database."""
+        now = time.time()
+        since = iso_from_epoch(now - self.settings.jwt_ttl_s - SNAPSHOT_MARGIN_S)
+        users = [events.UserRevocation(id=int(row["id"]), minTokenVersion=int(row["token_version"]),
+                                       void=row["account_status"] != "active", role=row["role"],
+                                       asOf=row["updated_at"])
+                 for row in await store.users_with_revoked_tokens(self.db, since)]
+        users += [events.UserRevocation(id=int(row["id"]), minTokenVersion=0, void=True, role=None,
+                                        asOf=row["deleted_at"])
+                  for row in await store.deleted_since(self.db, since)]
+        tokens = [events.RevokedToken(jti=row["jti"], userId=int(row["user_id"]), exp=int(row["expires_at"]))
+                  for row in await store.revoked_tokens(self.db, int(now))]
+        return RevocationSnapshot(users=users, revokedTokens=tokens, takenAt=iso_from_epoch(now))
 
     @handles(RequestPasswordReset)
     async def request_password_reset(self, cmd: RequestPasswordReset) -> None:
@@ -158,13 +188,15 @@ class UserActor(ServiceActor):
         return row
 
 
-async def ensure_admin(tx: Executor, name: str, email: str, password_hash: str) -> tuple[bool, UserView | None]:
-    """Create the admin, or promote an existing account; (created, view or None if unchanged)."""
+async def ensure_admin(tx: Executor, name: str, email: str, password_hash: str) -> tuple[bool, dict | None]:
+    """Create the admin, or promote an existing account; (created, its row or None if unchanged)."""
     row = await store.by_email(tx, email)
     if row is None:
         user_id = await store.insert(tx, name, email, password_hash, "admin")
-        return True, store.to_view(await store.by_id(tx, user_id))
+        return True, await store.by_id(tx, user_id)
     if row["role"] == "admin" and row["account_status"] == "active":
         return False, None
-    await store.update_fields(tx, int(row["id"]), {"role": "admin", "account_status": "active"})
-    return False, store.to_view(await store.by_id(tx, int(row["id"])))
+    user_id = int(row["id"])
+    await store.update_fields(tx, user_id, {"role": "admin", "account_status": "active"})
+    await store.bump_token_version(tx, user_id)
+    return False, await store.by_id(tx, user_id)

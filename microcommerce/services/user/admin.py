@@ -11,8 +11,8 @@ from microcommerce.actors.cpu import run_cpu
 from microcommerce.actors.system import MESSAGING_SCHEMA
 from microcommerce.config import Settings
 from microcommerce.contracts import user as events
-from microcommerce.services.user import SPEC, domain
-from microcommerce.services.user.actor import ensure_admin, user_event
+from microcommerce.services.user import SPEC, domain, store
+from microcommerce.services.user.actor import ensure_admin
 from microcommerce.storage import migrate, open_database
 
 
@@ -27,10 +27,10 @@ async def create_admin(settings: Settings, email: str, password: str, name: str)
         await migrate(db, MESSAGING_SCHEMA, table="messaging_migrations")
         await migrate(db, SPEC.schema_dir)
         async with db.transaction() as tx:
-            created, view = await ensure_admin(tx, name, email, password_hash)
-            if view is not None:
+            created, row = await ensure_admin(tx, name, email, password_hash)
+            if row is not None:
                 name_ = events.USER_CREATED if created else events.USER_UPDATED
-                await outbox.append(tx, "user-service", name_, view.id, user_event(view))
+                await outbox.append(tx, "user-service", name_, row["id"], store.to_event(row))
         return created
     finally:
         await db.close()

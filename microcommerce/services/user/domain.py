@@ -57,6 +57,11 @@ def check_password_length(password: str) -> bytes:
     return raw
 
 
+def changes_authority(role: str, status: str, new_role: str | None, new_status: str | None) -> bool:
+    """Does an update change what the user's tokens allow? Then those tokens must stop working."""
+    return (new_role is not None and new_role != role) or (new_status is not None and new_status != status)
+
+
 def hash_password(password: str, cost: int) -> str:
     return bcrypt.hashpw(check_password_length(password), bcrypt.gensalt(rounds=cost)).decode()
 

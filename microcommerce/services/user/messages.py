@@ -94,6 +94,15 @@ class ResetWithOtp(Command, frozen=True):
     password_hash: str
 
 
+class RevokeToken(Command, frozen=True):
+    """Logout: the token `jti` of user `user_id`, valid until `exp` (epoch seconds), is revoked."""
+
+    key_field = "user_id"
+    user_id: int
+    jti: str
+    exp: int
+
+
 class TokenVersion(msgspec.Struct):
     id: int
     tokenVersion: int

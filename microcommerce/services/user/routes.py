@@ -10,7 +10,14 @@ from aiohttp import web
 from microcommerce.actors.cpu import run_cpu
 from microcommerce.errors import Forbidden, Unauthorized
 from microcommerce.http.app import SETTINGS, ask
-from microcommerce.http.auth import TOKEN_ISSUER, Principal, authenticate, require_role
+from microcommerce.http.auth import (
+    LOGOUT_PATH,
+    TOKEN_ISSUER,
+    Principal,
+    authenticate,
+    bearer_token,
+    require_role,
+)
 from microcommerce.http.body import MAX_OFFSET, int_param, json_response, query_int, read_json
 from microcommerce.services.user import domain
 from microcommerce.services.user.messages import (
@@ -24,6 +31,7 @@ from microcommerce.services.user.messages import (
     ListUsers,
     RequestPasswordReset,
     ResetWithOtp,
+    RevokeToken,
     UpdateUser,
     UserView,
 )
@@ -100,6 +108,15 @@ async def login(request: web.Request) -> web.Response:
         raise Forbidden("Account is blocked")
     token = request.app[TOKEN_ISSUER].issue(_principal(creds))
     return json_response({"token": token, "user": creds.user})
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Revoke the caller's token everywhere (durably). A token already revoked may log out again."""
+    issuer = request.app[TOKEN_ISSUER]
+    principal = issuer.identify(bearer_token(request))  # signed by us and not expired
+    await ask(request, RevokeToken(user_id=principal.id, jti=principal.jti, exp=principal.exp))
+    issuer.revocations.revoke_token(principal.jti, principal.exp)  # here at once; elsewhere by event
+    return json_response({"message": "Logged out"})
 
 
 async def session(request: web.Request) -> web.Response:
@@ -192,6 +209,7 @@ async def delete_user(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/auth/signup", signup)
     app.router.add_post("/auth/login", login)
+    app.router.add_post(LOGOUT_PATH, logout)
     app.router.add_get("/auth/session", session)
     app.router.add_post("/auth/forgot-password", forgot_password)
     app.router.add_post("/auth/reset-password/otp", reset_with_otp)

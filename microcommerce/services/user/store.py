@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from microcommerce.contracts import user as events
 from microcommerce.contracts.events import utc_now_iso
 from microcommerce.services.user.messages import Credentials, UserView
 from microcommerce.storage import Executor
@@ -15,6 +16,11 @@ def to_view(row: dict[str, Any]) -> UserView:
     return UserView(id=int(row["id"]), name=row["name"], email=row["email"], role=row["role"],
                     accountStatus=row["account_status"], createdAt=row["created_at"],
                     updatedAt=row["updated_at"])
+
+
+def to_event(row: dict[str, Any]) -> events.UserData:
+    return events.UserData(id=int(row["id"]), name=row["name"], email=row["email"], role=row["role"],
+                           accountStatus=row["account_status"], tokenVersion=int(row["token_version"]))
 
 
 def to_credentials(row: dict[str, Any]) -> Credentials:
@@ -51,6 +57,11 @@ async def update_fields(tx: Executor, user_id: int, fields: dict[str, Any]) -> N
                      *fields.values(), utc_now_iso(), user_id)
 
 
+async def bump_token_version(tx: Executor, user_id: int) -> None:
+    """Tokens issued so far stop working (their role or account status is no longer the user's)."""
+    await tx.execute("UPDATE users SET token_version = token_version + 1 WHERE id = ?", user_id)
+
+
 async def set_password(tx: Executor, user_id: int, password_hash: str) -> int:
     """Store the new hash and bump the token version (older tokens stop working); returns it."""
     await tx.execute(
@@ -63,8 +74,11 @@ async def set_password(tx: Executor, user_id: int, password_hash: str) -> int:
 
 
 async def delete(tx: Executor, user_id: int) -> None:
+    """Delete the user, leaving a tombstone: the user's tokens stay void after any restart."""
     await tx.execute("DELETE FROM password_reset_otps WHERE user_id = ?", user_id)
     await tx.execute("DELETE FROM users WHERE id = ?", user_id)
+    await tx.execute("DELETE FROM deleted_users WHERE id = ?", user_id)
+    await tx.execute("INSERT INTO deleted_users (id, deleted_at) VALUES (?, ?)", user_id, utc_now_iso())
 
 
 async def replace_otp(tx: Executor, user_id: int, otp_hash: str, expires_at: str) -> None:
@@ -92,3 +106,36 @@ async def count_otp_attempt(tx: Executor, otp_id: int) -> None:
 
 async def use_otp(tx: Executor, otp_id: int) -> None:
     await tx.execute("UPDATE password_reset_otps SET used_at = ? WHERE id = ?", utc_now_iso(), otp_id)
+
+
+# -- token revocation ----------------------------------------------------------------------------
+
+async def revoke_token(tx: Executor, jti: str, user_id: int, expires_at: int, now: int) -> bool:
+    """Remember a logged-out token until it expires; False if it already was. Drops expired ones."""
+    await tx.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", now)
+    if await tx.fetch_one("SELECT jti FROM revoked_tokens WHERE jti = ?", jti):
+        return False
+    await tx.execute("INSERT INTO revoked_tokens (jti, user_id, expires_at, revoked_at) VALUES (?, ?, ?, ?)",
+                     jti, user_id, expires_at, utc_now_iso())
+    return True
+
+
+async def revoked_tokens(db: Executor, now: int) -> list[dict[str, Any]]:
+    return await db.fetch_all(
+        "SELECT jti, user_id, expires_at FROM revoked_tokens WHERE expires_at > ? ORDER BY expires_at", now)
+
+
+async def users_with_revoked_tokens(db: Executor, since: str) -> list[dict[str, Any]]:
+    """Users changed since `since` whose older tokens are not good: older version or blocked.
+
+    A change of role or account status bumps the token version, so `token_version > 0` covers them.
+    """
+    return await db.fetch_all(
+        "SELECT id, role, account_status, token_version, updated_at FROM users "
+        "WHERE updated_at >= ? AND (token_version > 0 OR account_status <> 'active') ORDER BY id",
+        since,
+    )
+
+
+async def deleted_since(db: Executor, since: str) -> list[dict[str, Any]]:
+    return await db.fetch_all("SELECT id, deleted_at FROM deleted_users WHERE deleted_at >= ? ORDER BY id", since)
