@@ -100,3 +100,20 @@ def test_totals_are_exact_in_cents():
 def test_stale_cutoff_adds_a_grace_of_a_few_sweeps_but_at_least_a_second():
     assert domain.stale_cutoff(1000, 900, 5) == "1970-01-01T00:01:25.000Z"  # 1000 - 900 - 15
     assert domain.stale_cutoff(1000, 1, 0.1) == "1970-01-01T00:16:38.000Z"  # 1000 - 1 - 1
+
+
+def test_a_refund_cancels_a_paid_order_and_marks_a_shipped_or_delivered_one_refunded():
+    assert domain.status_after_refund("paid") == "cancelled"
+    assert domain.status_after_refund("shipped") == "refunded"
+    assert domain.status_after_refund("delivered") == "refunded"
+    for status in ("pending", "cancelled", "refunded", "reserving", "failed"):
+        assert domain.status_after_refund(status) is None
+
+
+def test_refunded_is_visible_but_no_admin_transition_reaches_or_leaves_it():
+    assert domain.is_visible("refunded")
+    for status in domain.STATUSES:
+        assert not domain.can_transition(status, "refunded")
+        assert not domain.can_transition("refunded", status)
+    with pytest.raises(Conflict):
+        domain.payment_applies("refunded")

@@ -25,7 +25,7 @@ from microcommerce.contracts.inventory import (
     StockChanged,
 )
 from microcommerce.contracts.order import GetOrderSummary, MarkOrderPaid, OrderData, OrderSummary
-from microcommerce.contracts.payment import PAYMENT_SUCCEEDED, PaymentData
+from microcommerce.contracts.payment import PAYMENT_REFUNDED, PAYMENT_SUCCEEDED, PaymentData
 from microcommerce.errors import BadRequest, Conflict, NotFound, ServiceError
 from microcommerce.services.order import domain, store
 from microcommerce.services.order.domain import CANCELLED, FAILED, PAID, PENDING, RESERVING, SHIPPED
@@ -48,6 +48,7 @@ EVENT_OF_STATUS = {
     SHIPPED: events.ORDER_SHIPPED,
     domain.DELIVERED: events.ORDER_DELIVERED,
     CANCELLED: events.ORDER_CANCELLED,
+    domain.REFUNDED: events.ORDER_REFUNDED,
 }
 
 
@@ -191,6 +192,26 @@ class OrderActor(ServiceActor):
     async def payment_succeeded(self, tx: Executor, data: PaymentData, envelope: EventEnvelope) -> None:
         """Backstop of MarkOrderPaid: a pending order becomes paid; any other state is left alone."""
         await self._move(tx, data.orderId, PENDING, PAID, payment_id=data.id)
+
+    @on_event(PAYMENT_REFUNDED)
+    async def payment_refunded(self, tx: Executor, data: PaymentData, envelope: EventEnvelope) -> None:
+        """The payment that paid the order was refunded: the order is no longer paid.
+
+        A paid order is cancelled (ORDER_CANCELLED releases its pinned reservation); a shipped or
+        delivered one becomes `refunded`. Refunds of other payments (a charge the order never
+        took, the refund that follows a cancellation) change nothing, and neither does a
+        redelivery. Statuses only move forward, so a status changed meanwhile (shipped while we
+        looked) is read again and the rule applied to it.
+        """
+        for _ in domain.STATUSES:
+            row = await store.order(tx, data.orderId)
+            if row is None or row["payment_id"] is None or int(row["payment_id"]) != data.id:
+                return
+            target = domain.status_after_refund(row["status"])
+            if target is None:
+                return
+            if await self._move(tx, data.orderId, row["status"], target, reason=domain.REFUND_REASON):
+                return
 
     @on_event(STOCK_RELEASED)
     async def stock_released(self, tx: Executor, data: StockChanged, envelope: EventEnvelope) -> None:

@@ -10,7 +10,9 @@ from microcommerce.contracts.money import to_cents
 from microcommerce.errors import BadRequest, Conflict, Forbidden
 
 PENDING, PAID, SHIPPED, DELIVERED, CANCELLED = "pending", "paid", "shipped", "delivered", "cancelled"
-STATUSES = (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED)
+# A shipped or delivered order whose payment was refunded: the goods stay sold, the money went back.
+REFUNDED = "refunded"
+STATUSES = (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED, REFUNDED)
 # Internal states, never shown: stock is being reserved / the reservation was refused.
 RESERVING, FAILED = "reserving", "failed"
 
@@ -26,6 +28,7 @@ EXPIRY_GRACE_SWEEPS = 3
 USER_CANCEL_REASON = "cancelled by user"
 ADMIN_CANCEL_REASON = "cancelled by admin"
 EXPIRED_REASON = "reservation expired"
+REFUND_REASON = "payment refunded"
 
 
 class Line(msgspec.Struct, frozen=True):
@@ -80,6 +83,20 @@ def payment_applies(status: str) -> bool:
     if status == PAID:
         return False
     raise Conflict(f"Order is {status} and can no longer be paid")
+
+
+def status_after_refund(status: str) -> str | None:
+    """Where the refund of the payment that paid an order takes it; None: nothing to do.
+
+    A paid order is cancelled (its reservation is released, exactly as when an admin cancels a
+    paid order, which refunds it). A shipped or delivered order keeps its stock sold and ends
+    `refunded`. Either way no paid/shipped/delivered order is left without a succeeded payment.
+    """
+    if status == PAID:
+        return CANCELLED
+    if status in (SHIPPED, DELIVERED):
+        return REFUNDED
+    return None
 
 
 def line_from_cart(items: list[CartLine], product_id: int, quantity: int | None) -> Line:
