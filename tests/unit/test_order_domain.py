@@ -117,3 +117,13 @@ def test_refunded_is_visible_but_no_admin_transition_reaches_or_leaves_it():
         assert not domain.can_transition("refunded", status)
     with pytest.raises(Conflict):
         domain.payment_applies("refunded")
+
+
+def test_a_cart_line_of_a_deleted_product_cannot_be_ordered_nor_checked_out():
+    live = CartLine(productId=1, productName="Lamp", quantity=2, unitPrice=10.0, lineTotal=20.0)
+    gone = CartLine(productId=2, productName="Gone", quantity=1, unitPrice=5.0, lineTotal=5.0, available=False)
+    assert domain.line_from_cart([live, gone], 1, None).quantity == 2
+    with pytest.raises(Conflict, match=r"Product 2 \(Gone\) was deleted"):
+        domain.line_from_cart([live, gone], 2, None)
+    with pytest.raises(Conflict, match="remove it from your cart"):
+        domain.lines_from_cart([live, gone])

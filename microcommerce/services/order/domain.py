@@ -104,6 +104,7 @@ def line_from_cart(items: list[CartLine], product_id: int, quantity: int | None)
     cart_line = next((item for item in items if item.productId == product_id), None)
     if cart_line is None:
         raise BadRequest(f"Product {product_id} is not in your cart; add it to the cart first")
+    check_orderable(cart_line)
     wanted = cart_line.quantity if quantity is None else quantity
     if wanted <= 0:
         raise BadRequest("quantity must be a positive integer")
@@ -114,10 +115,19 @@ def line_from_cart(items: list[CartLine], product_id: int, quantity: int | None)
 
 
 def lines_from_cart(items: list[CartLine]) -> list[Line]:
+    """Every line of the cart, all or nothing: a line of a deleted product refuses the checkout."""
+    for item in items:
+        check_orderable(item)
     lines = [_line(item, item.quantity) for item in items if item.quantity > 0]
     if not lines:
         raise BadRequest("Your cart is empty")
     return lines
+
+
+def check_orderable(item: CartLine) -> None:
+    if not item.available:
+        raise Conflict(f"Product {item.productId} ({item.productName}) was deleted and can no longer be "
+                       "ordered; remove it from your cart")
 
 
 def _line(item: CartLine, quantity: int) -> Line:
