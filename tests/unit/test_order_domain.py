@@ -127,3 +127,23 @@ def test_a_cart_line_of_a_deleted_product_cannot_be_ordered_nor_checked_out():
         domain.line_from_cart([live, gone], 2, None)
     with pytest.raises(Conflict, match="remove it from your cart"):
         domain.lines_from_cart([live, gone])
+
+
+def test_one_order_holds_a_bounded_number_of_units_per_product():
+    domain.check_line_quantities([Line(1, "Lamp", 100, 1000)], 100)
+    with pytest.raises(Conflict, match="At most 100 units of one product per order; you asked for 101 of product 1"):
+        domain.check_line_quantities([Line(2, "Desk", 1, 1000), Line(1, "Lamp", 101, 1000)], 100)
+
+
+def test_one_user_holds_a_bounded_number_of_unpaid_orders():
+    domain.check_pending_limit(9, 10)
+    with pytest.raises(Conflict, match="10 unpaid orders"):
+        domain.check_pending_limit(10, 10)
+
+
+def test_idempotency_keys_expire_and_running_claims_go_stale():
+    now = 1_800_000_000.0
+    created = domain.iso_from_epoch(now - 100)
+    assert not domain.key_expired(created, now, 3600) and domain.key_expired(created, now, 50)
+    assert not domain.claim_is_stale(created, now, 200) and domain.claim_is_stale(created, now, 10)
+    assert domain.claim_stale_after_s(4.0, 4.0) > 4.0 + 2 * 4.0

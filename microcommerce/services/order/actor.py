@@ -9,12 +9,13 @@ events about an order (payments, stock expiry) may be handled by another worker 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from microcommerce.actors.service import ServiceActor, handles, on_event
 from microcommerce.contracts import order as events
 from microcommerce.contracts import user as user_events
 from microcommerce.contracts.cart import CartView, GetCart
-from microcommerce.contracts.events import EventEnvelope
+from microcommerce.contracts.events import EventEnvelope, iso_from_epoch
 from microcommerce.contracts.inventory import (
     STOCK_RELEASED,
     ConfirmOrderStock,
@@ -27,7 +28,8 @@ from microcommerce.contracts.inventory import (
 from microcommerce.contracts.order import GetOrderSummary, MarkOrderPaid, OrderData, OrderSummary
 from microcommerce.contracts.payment import PAYMENT_REFUNDED, PAYMENT_SUCCEEDED, PaymentData
 from microcommerce.errors import BadRequest, Conflict, NotFound, ServiceError
-from microcommerce.services.order import domain, store
+from microcommerce.http.idempotency import IdempotencyKey
+from microcommerce.services.order import domain, idempotency, store
 from microcommerce.services.order.domain import CANCELLED, FAILED, PAID, PENDING, RESERVING, SHIPPED
 from microcommerce.services.order.messages import (
     CancelOrder,
@@ -67,14 +69,39 @@ class OrderActor(ServiceActor):
     # -- placing orders ------------------------------------------------------------------------
     @handles(PlaceOrder)
     async def place_order(self, cmd: PlaceOrder) -> OrderView:
-        cart = await self._cart(cmd.user_id)
-        line = domain.line_from_cart(cart.items, cmd.product_id, cmd.quantity)
-        return await self._open(cmd.user_id, [line], cart.currency)
+        async def place(key_id: int | None) -> OrderView:
+            cart = await self._cart(cmd.user_id)
+            line = domain.line_from_cart(cart.items, cmd.product_id, cmd.quantity)
+            return await self._open(cmd.user_id, [line], cart.currency, key_id)
+
+        return await self._once(cmd.user_id, cmd.idempotency, place)
 
     @handles(CheckoutCart)
     async def checkout(self, cmd: CheckoutCart) -> OrderView:
-        cart = await self._cart(cmd.user_id)
-        return await self._open(cmd.user_id, domain.lines_from_cart(cart.items), cart.currency)
+        async def check_out(key_id: int | None) -> OrderView:
+            cart = await self._cart(cmd.user_id)
+            return await self._open(cmd.user_id, domain.lines_from_cart(cart.items), cart.currency, key_id)
+
+        return await self._once(cmd.user_id, cmd.idempotency, check_out)
+
+    async def _once(self, user_id: int, key: IdempotencyKey | None,
+                    work: Callable[[int | None], Awaitable[OrderView]]) -> OrderView:
+        """Without an Idempotency-Key every request places an order; with one, only the first."""
+        if key is None:
+            return await work(None)
+        return await idempotency.once(self.db, self.settings, user_id, key, work, self._recover)
+
+    async def _recover(self, order_id: int) -> OrderView | None:
+        """The order a lost attempt with the same key left: its view if it went through; else
+        None (after giving back a reservation it may hold) so the order is placed again."""
+        row = await store.order(self.db, order_id)
+        if row is None:
+            return None
+        if domain.is_visible(row["status"]):
+            return await _view(self.db, order_id)
+        if row["status"] == RESERVING:
+            await self._abandon(order_id, release=True)
+        return None
 
     async def _cart(self, user_id: int) -> CartView:
         try:
@@ -82,9 +109,16 @@ class OrderActor(ServiceActor):
         except NotFound:
             return CartView(userId=user_id, items=[], totalQuantity=0, totalAmount=0)
 
-    async def _open(self, user_id: int, lines: list[domain.Line], currency: str) -> OrderView:
+    async def _open(self, user_id: int, lines: list[domain.Line], currency: str,
+                    key_id: int | None = None) -> OrderView:
+        domain.check_line_quantities(lines, self.settings.max_order_line_quantity)
         async with self.db.transaction() as tx:
+            # One user's orders run on one worker, so the count cannot move under us here.
+            domain.check_pending_limit(await store.open_orders_of(tx, user_id),
+                                       self.settings.max_pending_orders_per_user)
             order_id = await store.insert_order(tx, user_id, lines, currency, domain.total_cents(lines))
+            if key_id is not None:
+                await store.attach_order(tx, key_id, order_id)
         reserve = ReserveStock(order_id=order_id, lines=[ReserveLine(line.product_id, line.quantity)
                                                          for line in lines])
         try:
@@ -185,6 +219,8 @@ class OrderActor(ServiceActor):
                 await self._release_stock(view.id, "expired")
         for row in await store.created_before(self.db, RESERVING, cutoff, cmd.limit):
             await self._abandon(int(row["id"]), release=True)
+        async with self.db.transaction() as tx:
+            await store.forget_keys_before(tx, iso_from_epoch(time.time() - self.settings.idempotency_key_ttl_s))
         return cancelled
 
     # -- events ------------------------------------------------------------------------------------

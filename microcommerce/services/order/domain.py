@@ -134,6 +134,39 @@ def _line(item: CartLine, quantity: int) -> Line:
     return Line(item.productId, item.productName, quantity, to_cents(item.unitPrice))
 
 
+def check_line_quantities(lines: list[Line], max_quantity: int) -> None:
+    """One order may not hold more than `max_quantity` units of one product."""
+    for line in lines:
+        if line.quantity > max_quantity:
+            raise Conflict(f"At most {max_quantity} units of one product per order; you asked for "
+                           f"{line.quantity} of product {line.product_id}")
+
+
+def check_pending_limit(open_orders: int, max_open: int) -> None:
+    """A user holds at most `max_open` unpaid orders (and their reserved stock) at once."""
+    if open_orders >= max_open:
+        raise Conflict(f"You already have {open_orders} unpaid orders (the limit is {max_open}); "
+                       "pay or cancel one before ordering more")
+
+
+# -- Idempotency-Key bookkeeping -----------------------------------------------------------------
+KEY_RUNNING, KEY_ABANDONED, KEY_DONE = "running", "abandoned", "done"
+
+
+def key_expired(created_at: str, now_epoch: float, ttl_s: float) -> bool:
+    return created_at < iso_from_epoch(now_epoch - ttl_s)
+
+
+def claim_is_stale(updated_at: str, now_epoch: float, stale_after_s: float) -> bool:
+    """A running claim this old lost its request (a crash): a retry may take it over."""
+    return updated_at < iso_from_epoch(now_epoch - stale_after_s)
+
+
+def claim_stale_after_s(cart_timeout_s: float, inventory_timeout_s: float) -> float:
+    """Longer than placing an order can take: read the cart, reserve, maybe release, plus slack."""
+    return cart_timeout_s + 2 * inventory_timeout_s + 5.0
+
+
 def total_cents(lines: list[Line]) -> int:
     return sum(line.total_cents for line in lines)
 
