@@ -50,6 +50,12 @@ class Conflict(ServiceError):
     status = 409
 
 
+class UnprocessableEntity(ServiceError):
+    """Well-formed but unusable, e.g. an Idempotency-Key reused for a different request."""
+
+    status = 422
+
+
 class PaymentRequired(ServiceError):
     status = 402
 
@@ -87,6 +93,7 @@ ERRORS_BY_STATUS: dict[int, type[ServiceError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    422: UnprocessableEntity,
     500: InternalError,
     504: UpstreamTimeout,
 }

@@ -76,6 +76,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     outbox_poll_ms: int = 1000
     reservation_ttl_s: int = 900
     reservation_sweep_interval_ms: int = 5000
+    # One user's hold on the catalogue: open (unpaid) orders at once, and units of one product per order.
+    max_pending_orders_per_user: int = 10
+    max_order_line_quantity: int = 100
+    # How long an Idempotency-Key of order creation / checkout is remembered.
+    idempotency_key_ttl_s: int = 86400
     notification_channels: list[str] = msgspec.field(default_factory=lambda: ["email", "sms", "push"])
     cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
     expose_internal: bool = False
@@ -114,6 +119,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                "BOOTSTRAP_ADMIN_PASSWORD", "must be at least 8 characters")
         _check(not self.bootstrap_admin_email or "@" in self.bootstrap_admin_email, "BOOTSTRAP_ADMIN_EMAIL",
                "must be an email address")
+        _check(self.max_pending_orders_per_user > 0, "MAX_PENDING_ORDERS_PER_USER", "must be > 0")
+        _check(self.max_order_line_quantity > 0, "MAX_ORDER_LINE_QUANTITY", "must be > 0")
+        _check(self.idempotency_key_ttl_s > 0, "IDEMPOTENCY_KEY_TTL_S", "must be > 0")
         _check(self.log_level in ("debug", "info", "warning", "error"), "LOG_LEVEL",
                "must be one of debug, info, warning, error")
         bad = set(self.notification_channels) - {"email", "sms", "push"}

@@ -13,6 +13,8 @@ class CartLine(msgspec.Struct, kw_only=True, frozen=True):
     quantity: int
     unitPrice: float
     lineTotal: float
+    # False once the product was deleted: the line can no longer be ordered (and is left out of totals).
+    available: bool = True
 
 
 class CartView(msgspec.Struct, kw_only=True, frozen=True):

@@ -19,14 +19,18 @@ class StockLevel(msgspec.Struct, kw_only=True, frozen=True):
     reservedQuantity: int
     availableQuantity: int
     soldQuantity: int = 0
+    # The product was deleted: its remaining stock takes no new reservations.
+    discontinued: bool = False
 
 
 class StockChanged(msgspec.Struct, kw_only=True, frozen=True):
     """Data of every stock event: what happened and the product's levels afterwards.
 
     `reason` on STOCK_RELEASED is one of "cancelled", "expired", "released"; on STOCK_UPDATED
-    it is "initial" (from PRODUCT_CREATED) or "adjusted", and `quantity` is the change of
-    totalQuantity, so the stock put in is the sum of STOCK_UPDATED quantities.
+    it is "initial" (from PRODUCT_CREATED), "adjusted" or "discontinued" (the product was
+    deleted), and `quantity` is the change of totalQuantity, so the stock put in is the sum of
+    STOCK_UPDATED quantities. `version` grows with every change of the product's stock row: a
+    projection keeps the levels of the highest version it has seen.
     """
 
     productId: int
@@ -38,6 +42,7 @@ class StockChanged(msgspec.Struct, kw_only=True, frozen=True):
     reservationId: int | None = None
     quantity: int = 0
     reason: str = ""
+    version: int = 0
 
 
 class ReserveLine(msgspec.Struct, frozen=True):
@@ -79,6 +84,27 @@ class ConfirmOrderStock(Command, frozen=True):
     key_field = "order_id"
     reply_type = list[Reservation]
     order_id: int
+
+
+class SetStockTotal(Command, frozen=True):
+    """Set a product's units on hand (the catalog's PATCH stockQuantity; the caller checked who may).
+
+    Answered with the STOCK_UPDATED data (levels and version after the change); 409 Conflict
+    below the reserved quantity; 404 NotFound while inventory has no stock for it yet.
+    """
+
+    key_field = "product_id"
+    reply_type = StockChanged
+    product_id: int
+    total_quantity: int
+
+
+class DiscontinueStock(Command, frozen=True):
+    """The product was deleted: refuse new reservations of it (reserved units stay reserved). Idempotent."""
+
+    key_field = "product_id"
+    reply_type = StockLevel
+    product_id: int
 
 
 class GetStock(Command, frozen=True):

@@ -12,6 +12,8 @@ ORDER_PAID = "ORDER_PAID"
 ORDER_SHIPPED = "ORDER_SHIPPED"
 ORDER_DELIVERED = "ORDER_DELIVERED"
 ORDER_CANCELLED = "ORDER_CANCELLED"
+# A shipped or delivered order whose payment was refunded (a paid one is cancelled instead).
+ORDER_REFUNDED = "ORDER_REFUNDED"
 
 
 class OrderLine(msgspec.Struct, kw_only=True, frozen=True):
@@ -67,3 +69,4 @@ register_event(ORDER_PAID, ORDER_EVENTS, OrderData)
 register_event(ORDER_SHIPPED, ORDER_EVENTS, OrderData)
 register_event(ORDER_DELIVERED, ORDER_EVENTS, OrderData)
 register_event(ORDER_CANCELLED, ORDER_EVENTS, OrderData)
+register_event(ORDER_REFUNDED, ORDER_EVENTS, OrderData)

@@ -48,7 +48,7 @@ async def _paid_order_flow(platform) -> None:
     assert (order.body["status"], order.body["totalAmount"]) == ("pending", 39.98)
     oid = order.body["id"]
     assert await _stock(platform, pid) == {"productId": pid, "totalQuantity": 10, "reservedQuantity": 2,
-                                           "availableQuantity": 8, "soldQuantity": 0}
+                                           "availableQuantity": 8, "soldQuantity": 0, "discontinued": False}
 
     paid = await platform.post(f"/payments/me/orders/{oid}/charge", token=token,
                                json={"provider": "stripe", "paymentToken": "tok_visa", "amount": 0.01})
@@ -65,7 +65,7 @@ async def _paid_order_flow(platform) -> None:
     shipped = await platform.request("PATCH", f"/orders/{oid}/status", token=admin, json={"status": "shipped"})
     assert shipped.status == 200, shipped
     assert await _stock(platform, pid) == {"productId": pid, "totalQuantity": 8, "reservedQuantity": 0,
-                                           "availableQuantity": 8, "soldQuantity": 2}
+                                           "availableQuantity": 8, "soldQuantity": 2, "discontinued": False}
 
     # One notification per channel for the payment.
     async def payment_notes():
@@ -111,5 +111,5 @@ async def test_a_declined_card_takes_no_money_and_cancelling_releases_the_stock(
     assert cancelled.status == 200, cancelled
     assert cancelled.body["status"] == "cancelled"
     assert await _stock(platform, pid) == {"productId": pid, "totalQuantity": 5, "reservedQuantity": 0,
-                                           "availableQuantity": 5, "soldQuantity": 0}
+                                           "availableQuantity": 5, "soldQuantity": 0, "discontinued": False}
     assert await eventually(lambda: _search_is(platform, pid, 5))

@@ -32,7 +32,7 @@ async def test_new_user_adds_a_catalog_product_to_their_cart(make_platform):
 
     cart = (await platform.get("/carts/me", token=token)).body
     assert cart["items"] == [{"productId": product.body["id"], "productName": "Dune", "quantity": 3,
-                              "unitPrice": 12.5, "lineTotal": 37.5}]
+                              "unitPrice": 12.5, "lineTotal": 37.5, "available": True}]
     assert cart["totalQuantity"] == 3
     assert cart["totalAmount"] == 37.5
     assert cart["currency"] == "USD"

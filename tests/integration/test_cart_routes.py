@@ -145,7 +145,7 @@ async def test_adding_snapshots_the_product_and_increases_the_line(make_platform
     first = await add(platform, token, dune, 2)
     assert first.status == 201
     assert first.body["items"] == [{"productId": dune, "productName": "Dune", "quantity": 2,
-                                    "unitPrice": 12.5, "lineTotal": 25.0}]
+                                    "unitPrice": 12.5, "lineTotal": 25.0, "available": True}]
     await add(platform, token, emma, 3)
     defaulted = await platform.post("/carts/me/items", token=token, json={"productId": dune})
     assert defaulted.status == 201

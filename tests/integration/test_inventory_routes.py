@@ -95,7 +95,7 @@ async def test_stock_comes_from_product_created_through_the_gateway(make_platfor
     await wait_for_stock(platform, 7)
     level = await stock_of(platform, 7, service="gateway")
     assert level == {"productId": 7, "totalQuantity": 12, "reservedQuantity": 0,
-                     "availableQuantity": 12, "soldQuantity": 0}
+                     "availableQuantity": 12, "soldQuantity": 0, "discontinued": False}
 
 
 async def test_unknown_product_is_404_and_bad_id_is_400(make_platform):
@@ -267,7 +267,7 @@ async def test_confirm_sells_reserved_units_once(make_platform):
         assert reply.status == 200 and reply.body["reservations"][0]["status"] == "confirmed"
     level = await stock_of(platform, 33)
     assert level == {"productId": 33, "totalQuantity": 6, "reservedQuantity": 0,
-                     "availableQuantity": 6, "soldQuantity": 4}
+                     "availableQuantity": 6, "soldQuantity": 4, "discontinued": False}
     assert_stock_in(level, 10)
     # A confirmed reservation is sold: releasing the order afterwards gives nothing back.
     await internal_post(platform, "/internal/orders/9/release")

@@ -60,3 +60,12 @@ def test_bought_quantities_merge_repeated_products_and_skip_empty_lines():
 def test_price_cents_rounds_the_two_place_price():
     assert domain.price_cents(19.99) == 1999
     assert domain.price_cents(0.1) == 10
+
+
+def test_lines_of_deleted_products_show_unavailable_and_stay_out_of_the_totals():
+    lines = [domain.Line(product_id=1, product_name="Lamp", unit_price_cents=1000, currency="USD", quantity=2),
+             domain.Line(product_id=2, product_name="Gone", unit_price_cents=500, currency="USD", quantity=3,
+                         available=False)]
+    view = domain.cart_view(1, 1, "2026-01-01T00:00:00.000Z", lines)
+    assert [(item.productId, item.available) for item in view.items] == [(1, True), (2, False)]
+    assert (view.totalQuantity, view.totalAmount) == (2, 20.0)

@@ -101,3 +101,9 @@ def test_expiry_defaults_to_the_ttl_and_normalizes_what_is_given():
     with pytest.raises(BadRequest, match="expiresAt"):
         domain.expiry(0, 900, "next tuesday")
 
+
+
+def test_a_discontinued_products_stock_refuses_reservations():
+    domain.check_still_sold(False, 5)
+    with pytest.raises(Conflict, match="Product 5 was deleted and can no longer be ordered"):
+        domain.check_still_sold(True, 5)

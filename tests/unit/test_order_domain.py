@@ -100,3 +100,50 @@ def test_totals_are_exact_in_cents():
 def test_stale_cutoff_adds_a_grace_of_a_few_sweeps_but_at_least_a_second():
     assert domain.stale_cutoff(1000, 900, 5) == "1970-01-01T00:01:25.000Z"  # 1000 - 900 - 15
     assert domain.stale_cutoff(1000, 1, 0.1) == "1970-01-01T00:16:38.000Z"  # 1000 - 1 - 1
+
+
+def test_a_refund_cancels_a_paid_order_and_marks_a_shipped_or_delivered_one_refunded():
+    assert domain.status_after_refund("paid") == "cancelled"
+    assert domain.status_after_refund("shipped") == "refunded"
+    assert domain.status_after_refund("delivered") == "refunded"
+    for status in ("pending", "cancelled", "refunded", "reserving", "failed"):
+        assert domain.status_after_refund(status) is None
+
+
+def test_refunded_is_visible_but_no_admin_transition_reaches_or_leaves_it():
+    assert domain.is_visible("refunded")
+    for status in domain.STATUSES:
+        assert not domain.can_transition(status, "refunded")
+        assert not domain.can_transition("refunded", status)
+    with pytest.raises(Conflict):
+        domain.payment_applies("refunded")
+
+
+def test_a_cart_line_of_a_deleted_product_cannot_be_ordered_nor_checked_out():
+    live = CartLine(productId=1, productName="Lamp", quantity=2, unitPrice=10.0, lineTotal=20.0)
+    gone = CartLine(productId=2, productName="Gone", quantity=1, unitPrice=5.0, lineTotal=5.0, available=False)
+    assert domain.line_from_cart([live, gone], 1, None).quantity == 2
+    with pytest.raises(Conflict, match=r"Product 2 \(Gone\) was deleted"):
+        domain.line_from_cart([live, gone], 2, None)
+    with pytest.raises(Conflict, match="remove it from your cart"):
+        domain.lines_from_cart([live, gone])
+
+
+def test_one_order_holds_a_bounded_number_of_units_per_product():
+    domain.check_line_quantities([Line(1, "Lamp", 100, 1000)], 100)
+    with pytest.raises(Conflict, match="At most 100 units of one product per order; you asked for 101 of product 1"):
+        domain.check_line_quantities([Line(2, "Desk", 1, 1000), Line(1, "Lamp", 101, 1000)], 100)
+
+
+def test_one_user_holds_a_bounded_number_of_unpaid_orders():
+    domain.check_pending_limit(9, 10)
+    with pytest.raises(Conflict, match="10 unpaid orders"):
+        domain.check_pending_limit(10, 10)
+
+
+def test_idempotency_keys_expire_and_running_claims_go_stale():
+    now = 1_800_000_000.0
+    created = domain.iso_from_epoch(now - 100)
+    assert not domain.key_expired(created, now, 3600) and domain.key_expired(created, now, 50)
+    assert not domain.claim_is_stale(created, now, 200) and domain.claim_is_stale(created, now, 10)
+    assert domain.claim_stale_after_s(4.0, 4.0) > 4.0 + 2 * 4.0

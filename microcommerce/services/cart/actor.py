@@ -6,6 +6,7 @@ from typing import Any
 
 from microcommerce.actors.service import ServiceActor, handles, on_event
 from microcommerce.contracts import order as order_contract
+from microcommerce.contracts import product as product_contract
 from microcommerce.contracts import user as user_contract
 from microcommerce.contracts.cart import CartView, GetCart
 from microcommerce.contracts.events import EventEnvelope
@@ -39,6 +40,12 @@ class CartActor(ServiceActor):
             return
         await store.take_bought(tx, cart["id"], domain.bought_quantities(data.items))
         await store.touch(tx, cart["id"])
+
+    @on_event(product_contract.PRODUCT_DELETED)
+    async def product_deleted(self, tx: Executor, data: product_contract.ProductDeleted,
+                              envelope: EventEnvelope) -> None:
+        """Lines of a deleted product stay, flagged unavailable: the customer sees why they can't order it."""
+        await store.mark_unavailable(tx, data.id)
 
     # -- commands --------------------------------------------------------------------------
     @handles(GetCart)

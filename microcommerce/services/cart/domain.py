@@ -23,6 +23,7 @@ class Line(msgspec.Struct, kw_only=True, frozen=True):
     unit_price_cents: int
     currency: str
     quantity: int
+    available: bool = True
 
 
 def check_line_quantity(current: int, added: int) -> int:
@@ -59,14 +60,17 @@ def bought_quantities(items: Iterable[OrderLine]) -> dict[int, int]:
 
 
 def cart_view(cart_id: int, user_id: int, updated_at: str, lines: Sequence[Line]) -> CartView:
+    """The cart as shown; totals count only the lines that can still be ordered."""
     items = [
         CartLine(productId=line.product_id, productName=line.product_name, quantity=line.quantity,
-                 unitPrice=from_cents(line.unit_price_cents), lineTotal=from_cents(line_total_cents(line)))
+                 unitPrice=from_cents(line.unit_price_cents), lineTotal=from_cents(line_total_cents(line)),
+                 available=line.available)
         for line in lines
     ]
+    orderable = [line for line in lines if line.available]
     return CartView(
-        id=cart_id, userId=user_id, items=items, totalQuantity=sum(line.quantity for line in lines),
-        totalAmount=from_cents(sum(line_total_cents(line) for line in lines)),
+        id=cart_id, userId=user_id, items=items, totalQuantity=sum(line.quantity for line in orderable),
+        totalAmount=from_cents(sum(line_total_cents(line) for line in orderable)),
         currency=cart_currency(lines), updatedAt=updated_at,
     )
 

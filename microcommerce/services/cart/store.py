@@ -68,12 +68,12 @@ async def touch(tx: Executor, cart_id: int) -> None:
 def _to_line(row: dict[str, Any]) -> Line:
     return Line(product_id=int(row["product_id"]), product_name=row["product_name"],
                 unit_price_cents=int(row["unit_price_cents"]), currency=row["currency"],
-                quantity=int(row["quantity"]))
+                quantity=int(row["quantity"]), available=bool(row["available"]))
 
 
 async def lines_of(db: Executor, cart_id: int) -> list[Line]:
     rows = await db.fetch_all(
-        "SELECT product_id, product_name, unit_price_cents, currency, quantity FROM cart_items "
+        "SELECT product_id, product_name, unit_price_cents, currency, quantity, available FROM cart_items "
         "WHERE cart_id = ? ORDER BY added_at, product_id", cart_id)
     return [_to_line(row) for row in rows]
 
@@ -120,6 +120,12 @@ async def remove_line(tx: Executor, cart_id: int, product_id: int) -> bool:
 
 async def clear(tx: Executor, cart_id: int) -> None:
     await tx.execute("DELETE FROM cart_items WHERE cart_id = ?", cart_id)
+
+
+async def mark_unavailable(tx: Executor, product_id: int) -> None:
+    """The product was deleted: flag its line in every cart (one statement, whatever the worker)."""
+    await tx.execute("UPDATE cart_items SET available = 0, updated_at = ? WHERE product_id = ? AND available = 1",
+                     utc_now_iso(), product_id)
 
 
 async def take_bought(tx: Executor, cart_id: int, bought: dict[int, int]) -> None:

@@ -16,16 +16,23 @@ from microcommerce.contracts import inventory as events
 from microcommerce.contracts.events import EventEnvelope, utc_now_iso
 from microcommerce.contracts.inventory import (
     ConfirmOrderStock,
+    DiscontinueStock,
     GetStock,
     ReleaseOrderStock,
     Reservation,
     ReserveLine,
     ReserveStock,
+    SetStockTotal,
     StockChanged,
     StockLevel,
 )
 from microcommerce.contracts.order import ORDER_CANCELLED, ORDER_PAID, ORDER_SHIPPED, OrderData
-from microcommerce.contracts.product import PRODUCT_CREATED, ProductData
+from microcommerce.contracts.product import (
+    PRODUCT_CREATED,
+    PRODUCT_DELETED,
+    ProductData,
+    ProductDeleted,
+)
 from microcommerce.errors import Conflict, NotFound
 from microcommerce.services.inventory import domain, store
 from microcommerce.services.inventory.domain import CONFIRMED, EXPIRED, RELEASED, RESERVED
@@ -49,15 +56,40 @@ class InventoryActor(ServiceActor):
         async with self.db.transaction() as tx:
             row = await _existing_stock(tx, cmd.product_id)
             domain.check_may_adjust(cmd.actor_role, cmd.actor_id, row["owner_id"])
-            before = store.to_levels(row)
-            domain.set_total(before, cmd.total_quantity, cmd.product_id)
-            if not await store.set_total(tx, cmd.product_id, cmd.total_quantity):
-                # More was reserved since we read: the rule speaks again, with today's numbers.
-                now = store.to_levels(await _existing_stock(tx, cmd.product_id))
-                domain.set_total(now, cmd.total_quantity, cmd.product_id)
-                raise Conflict(f"Stock of product {cmd.product_id} changed, retry")
-            return await self._announce(tx, events.STOCK_UPDATED, cmd.product_id,
-                                        quantity=cmd.total_quantity - before.total, reason="adjusted")
+            await self._set_total(tx, row, cmd.total_quantity)
+            return store.to_stock_level(await _existing_stock(tx, cmd.product_id))
+
+    @handles(SetStockTotal)
+    async def set_stock_total(self, cmd: SetStockTotal) -> StockChanged:
+        """The catalog's PATCH stockQuantity: the product service checked who may change it."""
+        async with self.db.transaction() as tx:
+            return await self._set_total(tx, await _existing_stock(tx, cmd.product_id), cmd.total_quantity)
+
+    async def _set_total(self, tx: Executor, row: dict, total: int) -> StockChanged:
+        product_id = int(row["product_id"])
+        before = store.to_levels(row)
+        domain.set_total(before, total, product_id)
+        if not await store.set_total(tx, product_id, total):
+            # More was reserved since we read: the rule speaks again, with today's numbers.
+            now = store.to_levels(await _existing_stock(tx, product_id))
+            domain.set_total(now, total, product_id)
+            raise Conflict(f"Stock of product {product_id} changed, retry")
+        return await self._announce(tx, events.STOCK_UPDATED, product_id,
+                                    quantity=total - before.total, reason="adjusted")
+
+    @handles(DiscontinueStock)
+    async def discontinue_stock(self, cmd: DiscontinueStock) -> StockLevel:
+        async with self.db.transaction() as tx:
+            return await self._discontinue(tx, cmd.product_id)
+
+    @on_event(PRODUCT_DELETED)
+    async def product_deleted(self, tx: Executor, data: ProductDeleted, envelope: EventEnvelope) -> None:
+        await self._discontinue(tx, data.id)  # backstop of the product service's DiscontinueStock
+
+    async def _discontinue(self, tx: Executor, product_id: int) -> StockLevel:
+        if await store.discontinue(tx, product_id):
+            await self._announce(tx, events.STOCK_UPDATED, product_id, reason="discontinued")
+        return store.to_stock_level(await _existing_stock(tx, product_id))
 
     @on_event(PRODUCT_CREATED)
     async def product_created(self, tx: Executor, data: ProductData, envelope: EventEnvelope) -> None:
@@ -93,6 +125,7 @@ class InventoryActor(ServiceActor):
     async def _reserve_line(self, tx: Executor, order_id: int, line: ReserveLine, expires_at: str) -> Reservation:
         if not await store.take_available(tx, line.productId, line.quantity):
             row = await _existing_stock(tx, line.productId)
+            domain.check_still_sold(bool(row["discontinued"]), line.productId)
             levels = store.to_levels(row)
             domain.reserve(levels, line.quantity, line.productId)  # raises the shortage Conflict
             raise Conflict(domain.shortage_message(line.productId, line.quantity, levels.available))
@@ -186,14 +219,16 @@ class InventoryActor(ServiceActor):
 
     # -- events ----------------------------------------------------------------------------
     async def _announce(self, tx: Executor, event_name: str, product_id: int, *, orderId: int | None = None,
-                        reservationId: int | None = None, quantity: int = 0, reason: str = "") -> StockLevel:
-        """Emit one stock event carrying the product's levels after the change; return them."""
-        level = store.to_stock_level(await _existing_stock(tx, product_id))
-        await self.emit(tx, event_name, product_id, StockChanged(
+                        reservationId: int | None = None, quantity: int = 0, reason: str = "") -> StockChanged:
+        """Emit one stock event carrying the product's levels after the change; return its data."""
+        row = await _existing_stock(tx, product_id)
+        level = store.to_stock_level(row)
+        change = StockChanged(
             productId=product_id, totalQuantity=level.totalQuantity, reservedQuantity=level.reservedQuantity,
             availableQuantity=level.availableQuantity, soldQuantity=level.soldQuantity, orderId=orderId,
-            reservationId=reservationId, quantity=quantity, reason=reason))
-        return level
+            reservationId=reservationId, quantity=quantity, reason=reason, version=int(row["version"]))
+        await self.emit(tx, event_name, product_id, change)
+        return change
 
 
 async def _existing_stock(db: Executor, product_id: int) -> dict:

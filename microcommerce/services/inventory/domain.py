@@ -47,6 +47,15 @@ def reserve(levels: StockLevels, quantity: int, product_id: int) -> StockLevels:
     return StockLevels(levels.total, levels.reserved + quantity, levels.sold)
 
 
+def check_still_sold(discontinued: bool, product_id: int) -> None:
+    if discontinued:
+        raise Conflict(discontinued_message(product_id))
+
+
+def discontinued_message(product_id: int) -> str:
+    return f"Product {product_id} was deleted and can no longer be ordered"
+
+
 def release(levels: StockLevels, quantity: int) -> StockLevels:
     return StockLevels(levels.total, max(levels.reserved - quantity, 0), levels.sold)
 

@@ -9,7 +9,7 @@ from microcommerce.contracts.inventory import Reservation, StockLevel
 from microcommerce.services.inventory.domain import RESERVED, StockLevels
 from microcommerce.storage import Executor
 
-_STOCK = "product_id, total_quantity, reserved_quantity, sold_quantity, owner_id"
+_STOCK = "product_id, total_quantity, reserved_quantity, sold_quantity, owner_id, discontinued, version"
 _RESERVATION = "id, order_id, product_id, quantity, status, held, expires_at"
 
 
@@ -21,7 +21,7 @@ def to_stock_level(row: dict[str, Any]) -> StockLevel:
     levels = to_levels(row)
     return StockLevel(productId=int(row["product_id"]), totalQuantity=levels.total,
                       reservedQuantity=levels.reserved, availableQuantity=levels.available,
-                      soldQuantity=levels.sold)
+                      soldQuantity=levels.sold, discontinued=bool(row["discontinued"]))
 
 
 def to_reservation(row: dict[str, Any]) -> Reservation:
@@ -38,17 +38,18 @@ async def insert_stock(tx: Executor, product_id: int, quantity: int, owner_id: i
     """False when the product already has stock (a redelivered PRODUCT_CREATED changes nothing)."""
     result = await tx.execute(
         "INSERT OR IGNORE INTO stock (product_id, total_quantity, reserved_quantity, sold_quantity, "
-        "owner_id, updated_at) VALUES (?, ?, 0, 0, ?, ?)",
+        "owner_id, version, updated_at) VALUES (?, ?, 0, 0, ?, 1, ?)",
         product_id, quantity, owner_id, utc_now_iso(),
     )
     return result.rowcount == 1
 
 
 async def take_available(tx: Executor, product_id: int, quantity: int) -> bool:
-    """Reserve units only if that many are available, so concurrent orders never oversell."""
+    """Reserve units only if that many are available and the product is still sold, so
+    concurrent orders never oversell and none takes a deleted product."""
     result = await tx.execute(
-        "UPDATE stock SET reserved_quantity = reserved_quantity + ?, updated_at = ? "
-        "WHERE product_id = ? AND total_quantity - reserved_quantity >= ?",
+        "UPDATE stock SET reserved_quantity = reserved_quantity + ?, version = version + 1, updated_at = ? "
+        "WHERE product_id = ? AND total_quantity - reserved_quantity >= ? AND discontinued = 0",
         quantity, utc_now_iso(), product_id, quantity,
     )
     return result.rowcount == 1
@@ -56,7 +57,7 @@ async def take_available(tx: Executor, product_id: int, quantity: int) -> bool:
 
 async def give_back(tx: Executor, product_id: int, quantity: int) -> None:
     await tx.execute(
-        "UPDATE stock SET reserved_quantity = reserved_quantity - ?, updated_at = ? "
+        "UPDATE stock SET reserved_quantity = reserved_quantity - ?, version = version + 1, updated_at = ? "
         "WHERE product_id = ? AND reserved_quantity >= ?",
         quantity, utc_now_iso(), product_id, quantity,
     )
@@ -65,7 +66,8 @@ async def give_back(tx: Executor, product_id: int, quantity: int) -> None:
 async def sell_reserved(tx: Executor, product_id: int, quantity: int) -> None:
     await tx.execute(
         "UPDATE stock SET total_quantity = total_quantity - ?, reserved_quantity = reserved_quantity - ?, "
-        "sold_quantity = sold_quantity + ?, updated_at = ? WHERE product_id = ? AND reserved_quantity >= ?",
+        "sold_quantity = sold_quantity + ?, version = version + 1, updated_at = ? "
+        "WHERE product_id = ? AND reserved_quantity >= ?",
         quantity, quantity, quantity, utc_now_iso(), product_id, quantity,
     )
 
@@ -74,7 +76,7 @@ async def sell_available(tx: Executor, product_id: int, quantity: int) -> bool:
     """Sell units that are no longer reserved (their reservation lapsed), if still available."""
     result = await tx.execute(
         "UPDATE stock SET total_quantity = total_quantity - ?, sold_quantity = sold_quantity + ?, "
-        "updated_at = ? WHERE product_id = ? AND total_quantity - reserved_quantity >= ?",
+        "version = version + 1, updated_at = ? WHERE product_id = ? AND total_quantity - reserved_quantity >= ?",
         quantity, quantity, utc_now_iso(), product_id, quantity,
     )
     return result.rowcount == 1
@@ -83,8 +85,31 @@ async def sell_available(tx: Executor, product_id: int, quantity: int) -> bool:
 async def set_total(tx: Executor, product_id: int, total: int) -> bool:
     """False when the new total would fall below what is reserved (checked in the same statement)."""
     result = await tx.execute(
-        "UPDATE stock SET total_quantity = ?, updated_at = ? WHERE product_id = ? AND reserved_quantity <= ?",
+        "UPDATE stock SET total_quantity = ?, version = version + 1, updated_at = ? "
+        "WHERE product_id = ? AND reserved_quantity <= ?",
         total, utc_now_iso(), product_id, total,
+    )
+    return result.rowcount == 1
+
+
+async def discontinue(tx: Executor, product_id: int) -> bool:
+    """Stop new reservations of a deleted product; True only for the call that stopped them.
+
+    A product deleted before its PRODUCT_CREATED reached us gets an empty, discontinued row, so
+    that late event (INSERT OR IGNORE) can never bring its stock back.
+    """
+    now = utc_now_iso()
+    created = await tx.execute(
+        "INSERT OR IGNORE INTO stock (product_id, total_quantity, reserved_quantity, sold_quantity, "
+        "owner_id, discontinued, version, updated_at) VALUES (?, 0, 0, 0, NULL, 1, 1, ?)",
+        product_id, now,
+    )
+    if created.rowcount == 1:
+        return True
+    result = await tx.execute(
+        "UPDATE stock SET discontinued = 1, version = version + 1, updated_at = ? "
+        "WHERE product_id = ? AND discontinued = 0",
+        now, product_id,
     )
     return result.rowcount == 1
 

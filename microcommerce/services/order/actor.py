@@ -9,12 +9,13 @@ events about an order (payments, stock expiry) may be handled by another worker 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from microcommerce.actors.service import ServiceActor, handles, on_event
 from microcommerce.contracts import order as events
 from microcommerce.contracts import user as user_events
 from microcommerce.contracts.cart import CartView, GetCart
-from microcommerce.contracts.events import EventEnvelope
+from microcommerce.contracts.events import EventEnvelope, iso_from_epoch
 from microcommerce.contracts.inventory import (
     STOCK_RELEASED,
     ConfirmOrderStock,
@@ -25,9 +26,10 @@ from microcommerce.contracts.inventory import (
     StockChanged,
 )
 from microcommerce.contracts.order import GetOrderSummary, MarkOrderPaid, OrderData, OrderSummary
-from microcommerce.contracts.payment import PAYMENT_SUCCEEDED, PaymentData
+from microcommerce.contracts.payment import PAYMENT_REFUNDED, PAYMENT_SUCCEEDED, PaymentData
 from microcommerce.errors import BadRequest, Conflict, NotFound, ServiceError
-from microcommerce.services.order import domain, store
+from microcommerce.http.idempotency import IdempotencyKey
+from microcommerce.services.order import domain, idempotency, store
 from microcommerce.services.order.domain import CANCELLED, FAILED, PAID, PENDING, RESERVING, SHIPPED
 from microcommerce.services.order.messages import (
     CancelOrder,
@@ -48,6 +50,7 @@ EVENT_OF_STATUS = {
     SHIPPED: events.ORDER_SHIPPED,
     domain.DELIVERED: events.ORDER_DELIVERED,
     CANCELLED: events.ORDER_CANCELLED,
+    domain.REFUNDED: events.ORDER_REFUNDED,
 }
 
 
@@ -66,14 +69,39 @@ class OrderActor(ServiceActor):
     # -- placing orders ------------------------------------------------------------------------
     @handles(PlaceOrder)
     async def place_order(self, cmd: PlaceOrder) -> OrderView:
-        cart = await self._cart(cmd.user_id)
-        line = domain.line_from_cart(cart.items, cmd.product_id, cmd.quantity)
-        return await self._open(cmd.user_id, [line], cart.currency)
+        async def place(key_id: int | None) -> OrderView:
+            cart = await self._cart(cmd.user_id)
+            line = domain.line_from_cart(cart.items, cmd.product_id, cmd.quantity)
+            return await self._open(cmd.user_id, [line], cart.currency, key_id)
+
+        return await self._once(cmd.user_id, cmd.idempotency, place)
 
     @handles(CheckoutCart)
     async def checkout(self, cmd: CheckoutCart) -> OrderView:
-        cart = await self._cart(cmd.user_id)
-        return await self._open(cmd.user_id, domain.lines_from_cart(cart.items), cart.currency)
+        async def check_out(key_id: int | None) -> OrderView:
+            cart = await self._cart(cmd.user_id)
+            return await self._open(cmd.user_id, domain.lines_from_cart(cart.items), cart.currency, key_id)
+
+        return await self._once(cmd.user_id, cmd.idempotency, check_out)
+
+    async def _once(self, user_id: int, key: IdempotencyKey | None,
+                    work: Callable[[int | None], Awaitable[OrderView]]) -> OrderView:
+        """Without an Idempotency-Key every request places an order; with one, only the first."""
+        if key is None:
+            return await work(None)
+        return await idempotency.once(self.db, self.settings, user_id, key, work, self._recover)
+
+    async def _recover(self, order_id: int) -> OrderView | None:
+        """The order a lost attempt with the same key left: its view if it went through; else
+        None (after giving back a reservation it may hold) so the order is placed again."""
+        row = await store.order(self.db, order_id)
+        if row is None:
+            return None
+        if domain.is_visible(row["status"]):
+            return await _view(self.db, order_id)
+        if row["status"] == RESERVING:
+            await self._abandon(order_id, release=True)
+        return None
 
     async def _cart(self, user_id: int) -> CartView:
         try:
@@ -81,9 +109,16 @@ class OrderActor(ServiceActor):
         except NotFound:
             return CartView(userId=user_id, items=[], totalQuantity=0, totalAmount=0)
 
-    async def _open(self, user_id: int, lines: list[domain.Line], currency: str) -> OrderView:
+    async def _open(self, user_id: int, lines: list[domain.Line], currency: str,
+                    key_id: int | None = None) -> OrderView:
+        domain.check_line_quantities(lines, self.settings.max_order_line_quantity)
         async with self.db.transaction() as tx:
+            # One user's orders run on one worker, so the count cannot move under us here.
+            domain.check_pending_limit(await store.open_orders_of(tx, user_id),
+                                       self.settings.max_pending_orders_per_user)
             order_id = await store.insert_order(tx, user_id, lines, currency, domain.total_cents(lines))
+            if key_id is not None:
+                await store.attach_order(tx, key_id, order_id)
         reserve = ReserveStock(order_id=order_id, lines=[ReserveLine(line.product_id, line.quantity)
                                                          for line in lines])
         try:
@@ -184,6 +219,8 @@ class OrderActor(ServiceActor):
                 await self._release_stock(view.id, "expired")
         for row in await store.created_before(self.db, RESERVING, cutoff, cmd.limit):
             await self._abandon(int(row["id"]), release=True)
+        async with self.db.transaction() as tx:
+            await store.forget_keys_before(tx, iso_from_epoch(time.time() - self.settings.idempotency_key_ttl_s))
         return cancelled
 
     # -- events ------------------------------------------------------------------------------------
@@ -191,6 +228,26 @@ class OrderActor(ServiceActor):
     async def payment_succeeded(self, tx: Executor, data: PaymentData, envelope: EventEnvelope) -> None:
         """Backstop of MarkOrderPaid: a pending order becomes paid; any other state is left alone."""
         await self._move(tx, data.orderId, PENDING, PAID, payment_id=data.id)
+
+    @on_event(PAYMENT_REFUNDED)
+    async def payment_refunded(self, tx: Executor, data: PaymentData, envelope: EventEnvelope) -> None:
+        """The payment that paid the order was refunded: the order is no longer paid.
+
+        A paid order is cancelled (ORDER_CANCELLED releases its pinned reservation); a shipped or
+        delivered one becomes `refunded`. Refunds of other payments (a charge the order never
+        took, the refund that follows a cancellation) change nothing, and neither does a
+        redelivery. Statuses only move forward, so a status changed meanwhile (shipped while we
+        looked) is read again and the rule applied to it.
+        """
+        for _ in domain.STATUSES:
+            row = await store.order(tx, data.orderId)
+            if row is None or row["payment_id"] is None or int(row["payment_id"]) != data.id:
+                return
+            target = domain.status_after_refund(row["status"])
+            if target is None:
+                return
+            if await self._move(tx, data.orderId, row["status"], target, reason=domain.REFUND_REASON):
+                return
 
     @on_event(STOCK_RELEASED)
     async def stock_released(self, tx: Executor, data: StockChanged, envelope: EventEnvelope) -> None:

@@ -10,7 +10,9 @@ from microcommerce.contracts.money import to_cents
 from microcommerce.errors import BadRequest, Conflict, Forbidden
 
 PENDING, PAID, SHIPPED, DELIVERED, CANCELLED = "pending", "paid", "shipped", "delivered", "cancelled"
-STATUSES = (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED)
+# A shipped or delivered order whose payment was refunded: the goods stay sold, the money went back.
+REFUNDED = "refunded"
+STATUSES = (PENDING, PAID, SHIPPED, DELIVERED, CANCELLED, REFUNDED)
 # Internal states, never shown: stock is being reserved / the reservation was refused.
 RESERVING, FAILED = "reserving", "failed"
 
@@ -26,6 +28,7 @@ EXPIRY_GRACE_SWEEPS = 3
 USER_CANCEL_REASON = "cancelled by user"
 ADMIN_CANCEL_REASON = "cancelled by admin"
 EXPIRED_REASON = "reservation expired"
+REFUND_REASON = "payment refunded"
 
 
 class Line(msgspec.Struct, frozen=True):
@@ -82,11 +85,26 @@ def payment_applies(status: str) -> bool:
     raise Conflict(f"Order is {status} and can no longer be paid")
 
 
+def status_after_refund(status: str) -> str | None:
+    """Where the refund of the payment that paid an order takes it; None: nothing to do.
+
+    A paid order is cancelled (its reservation is released, exactly as when an admin cancels a
+    paid order, which refunds it). A shipped or delivered order keeps its stock sold and ends
+    `refunded`. Either way no paid/shipped/delivered order is left without a succeeded payment.
+    """
+    if status == PAID:
+        return CANCELLED
+    if status in (SHIPPED, DELIVERED):
+        return REFUNDED
+    return None
+
+
 def line_from_cart(items: list[CartLine], product_id: int, quantity: int | None) -> Line:
     """The cart's line for `product_id`, for the cart's quantity or fewer units."""
     cart_line = next((item for item in items if item.productId == product_id), None)
     if cart_line is None:
         raise BadRequest(f"Product {product_id} is not in your cart; add it to the cart first")
+    check_orderable(cart_line)
     wanted = cart_line.quantity if quantity is None else quantity
     if wanted <= 0:
         raise BadRequest("quantity must be a positive integer")
@@ -97,14 +115,56 @@ def line_from_cart(items: list[CartLine], product_id: int, quantity: int | None)
 
 
 def lines_from_cart(items: list[CartLine]) -> list[Line]:
+    """Every line of the cart, all or nothing: a line of a deleted product refuses the checkout."""
+    for item in items:
+        check_orderable(item)
     lines = [_line(item, item.quantity) for item in items if item.quantity > 0]
     if not lines:
         raise BadRequest("Your cart is empty")
     return lines
 
 
+def check_orderable(item: CartLine) -> None:
+    if not item.available:
+        raise Conflict(f"Product {item.productId} ({item.productName}) was deleted and can no longer be "
+                       "ordered; remove it from your cart")
+
+
 def _line(item: CartLine, quantity: int) -> Line:
     return Line(item.productId, item.productName, quantity, to_cents(item.unitPrice))
+
+
+def check_line_quantities(lines: list[Line], max_quantity: int) -> None:
+    """One order may not hold more than `max_quantity` units of one product."""
+    for line in lines:
+        if line.quantity > max_quantity:
+            raise Conflict(f"At most {max_quantity} units of one product per order; you asked for "
+                           f"{line.quantity} of product {line.product_id}")
+
+
+def check_pending_limit(open_orders: int, max_open: int) -> None:
+    """A user holds at most `max_open` unpaid orders (and their reserved stock) at once."""
+    if open_orders >= max_open:
+        raise Conflict(f"You already have {open_orders} unpaid orders (the limit is {max_open}); "
+                       "pay or cancel one before ordering more")
+
+
+# -- Idempotency-Key bookkeeping -----------------------------------------------------------------
+KEY_RUNNING, KEY_ABANDONED, KEY_DONE = "running", "abandoned", "done"
+
+
+def key_expired(created_at: str, now_epoch: float, ttl_s: float) -> bool:
+    return created_at < iso_from_epoch(now_epoch - ttl_s)
+
+
+def claim_is_stale(updated_at: str, now_epoch: float, stale_after_s: float) -> bool:
+    """A running claim this old lost its request (a crash): a retry may take it over."""
+    return updated_at < iso_from_epoch(now_epoch - stale_after_s)
+
+
+def claim_stale_after_s(cart_timeout_s: float, inventory_timeout_s: float) -> float:
+    """Longer than placing an order can take: read the cart, reserve, maybe release, plus slack."""
+    return cart_timeout_s + 2 * inventory_timeout_s + 5.0
 
 
 def total_cents(lines: list[Line]) -> int:

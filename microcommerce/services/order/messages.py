@@ -9,6 +9,7 @@ import msgspec
 
 from microcommerce.contracts.commands import Command
 from microcommerce.contracts.order import OrderLine
+from microcommerce.http.idempotency import IdempotencyKey
 
 
 class OrderView(msgspec.Struct, kw_only=True):
@@ -26,17 +27,23 @@ class OrderView(msgspec.Struct, kw_only=True):
 
 
 class PlaceOrder(Command, frozen=True):
-    """One product from the caller's cart; quantity None means the cart's quantity."""
+    """One product from the caller's cart; quantity None means the cart's quantity.
+
+    With an Idempotency-Key, a retry answers the first request's outcome again. A rerun after a
+    lost transaction race is safe too: it finds its own key abandoned and takes it over.
+    """
 
     key_field = "user_id"
     user_id: int
     product_id: int
     quantity: int | None = None
+    idempotency: IdempotencyKey | None = None
 
 
 class CheckoutCart(Command, frozen=True):
     key_field = "user_id"
     user_id: int
+    idempotency: IdempotencyKey | None = None
 
 
 class GetOrder(Command, frozen=True):

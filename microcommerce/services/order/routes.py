@@ -19,6 +19,7 @@ from microcommerce.http.body import (
     query_int,
     read_json,
 )
+from microcommerce.http.idempotency import idempotency_key
 from microcommerce.services.order import domain
 from microcommerce.services.order.messages import (
     CancelOrder,
@@ -53,15 +54,17 @@ def _order_id(request: web.Request) -> int:
 
 async def place_order(request: web.Request) -> web.Response:
     principal = require_role(request, "user")
+    key = await idempotency_key(request)
     body = await read_json(request, PlaceOrderBody)
     order = await ask(request, PlaceOrder(user_id=principal.id, product_id=body.productId,
-                                          quantity=body.quantity))
+                                          quantity=body.quantity, idempotency=key))
     return json_response(order, 201)
 
 
 async def checkout(request: web.Request) -> web.Response:
     principal = require_role(request, "user")
-    return json_response(await ask(request, CheckoutCart(user_id=principal.id)), 201)
+    key = await idempotency_key(request)
+    return json_response(await ask(request, CheckoutCart(user_id=principal.id, idempotency=key)), 201)
 
 
 async def _list(request: web.Request, user_id: int) -> web.Response:

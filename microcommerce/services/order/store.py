@@ -7,7 +7,15 @@ from typing import Any
 from microcommerce.contracts.events import utc_now_iso
 from microcommerce.contracts.money import from_cents
 from microcommerce.contracts.order import OrderLine, OrderSummary
-from microcommerce.services.order.domain import RESERVING, STATUSES, Line
+from microcommerce.services.order.domain import (
+    KEY_ABANDONED,
+    KEY_DONE,
+    KEY_RUNNING,
+    PENDING,
+    RESERVING,
+    STATUSES,
+    Line,
+)
 from microcommerce.services.order.messages import OrderView
 from microcommerce.storage import Executor
 
@@ -97,6 +105,64 @@ async def created_before(db: Executor, status: str, cutoff: str, limit: int) -> 
         f"SELECT {_ORDER} FROM orders WHERE status = ? AND created_at < ? ORDER BY id LIMIT ?",
         status, cutoff, limit,
     )
+
+
+async def open_orders_of(db: Executor, user_id: int) -> int:
+    """Orders of the user that hold (or are taking) stock without being paid."""
+    row = await db.fetch_one("SELECT COUNT(*) AS n FROM orders WHERE user_id = ? AND status IN (?, ?)",
+                             user_id, PENDING, RESERVING)
+    return int(row["n"]) if row else 0
+
+
+# -- idempotency keys -------------------------------------------------------------------------
+_KEY = "id, user_id, idem_key, fingerprint, state, order_id, status_code, response, created_at, updated_at"
+
+
+async def idempotency_key(db: Executor, user_id: int, key: str) -> dict[str, Any] | None:
+    return await db.fetch_one(f"SELECT {_KEY} FROM idempotency_keys WHERE user_id = ? AND idem_key = ?",
+                              user_id, key)
+
+
+async def claim_key(tx: Executor, user_id: int, key: str, fingerprint: str) -> bool:
+    """Insert the key as running; False when it exists (the unique index decides between racers)."""
+    now = utc_now_iso()
+    result = await tx.execute(
+        "INSERT OR IGNORE INTO idempotency_keys (user_id, idem_key, fingerprint, state, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        user_id, key, fingerprint, KEY_RUNNING, now, now)
+    return result.rowcount == 1
+
+
+async def take_over_key(tx: Executor, key_id: int, state: str, updated_at: str) -> bool:
+    """Run an abandoned (or stale) key again; only one taker wins."""
+    result = await tx.execute(
+        "UPDATE idempotency_keys SET state = ?, updated_at = ? WHERE id = ? AND state = ? AND updated_at = ?",
+        KEY_RUNNING, utc_now_iso(), key_id, state, updated_at)
+    return result.rowcount == 1
+
+
+async def attach_order(tx: Executor, key_id: int, order_id: int) -> None:
+    await tx.execute("UPDATE idempotency_keys SET order_id = ? WHERE id = ?", order_id, key_id)
+
+
+async def answer_key(tx: Executor, key_id: int, status_code: int, response: str) -> None:
+    await tx.execute(
+        "UPDATE idempotency_keys SET state = ?, status_code = ?, response = ?, updated_at = ? WHERE id = ?",
+        KEY_DONE, status_code, response, utc_now_iso(), key_id)
+
+
+async def abandon_key(tx: Executor, key_id: int) -> None:
+    await tx.execute("UPDATE idempotency_keys SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                     KEY_ABANDONED, utc_now_iso(), key_id, KEY_RUNNING)
+
+
+async def delete_key(tx: Executor, key_id: int) -> None:
+    await tx.execute("DELETE FROM idempotency_keys WHERE id = ?", key_id)
+
+
+async def forget_keys_before(tx: Executor, cutoff: str) -> int:
+    result = await tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", cutoff)
+    return result.rowcount
 
 
 # -- users projection ---------------------------------------------------------------------------

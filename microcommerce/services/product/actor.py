@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from microcommerce.actors.service import ServiceActor, handles
+from microcommerce.actors.service import ServiceActor, handles, on_event
+from microcommerce.contracts import inventory
 from microcommerce.contracts import product as contract
-from microcommerce.errors import BadRequest, Conflict, NotFound
+from microcommerce.contracts.events import EventEnvelope
+from microcommerce.errors import BadRequest, Conflict, NotFound, ServiceError
 from microcommerce.services.product import domain, store
 from microcommerce.services.product.messages import (
     CatalogCounts,
@@ -72,11 +74,17 @@ class ProductActor(ServiceActor):
 
     @handles(UpdateProduct)
     async def update_product(self, cmd: UpdateProduct) -> ProductView:
+        row = await self._live(self.db, cmd.id)
+        domain.check_can_edit(cmd.actor_role, cmd.actor_id, row["created_by"])
+        if cmd.category_id is not None:
+            await self._existing_category(self.db, cmd.category_id)
+        # Stock lives in the inventory service: it sets the number (or refuses, 409 below what is
+        # reserved) before anything else changes; our copy follows its answer and its events.
+        stock = await self._set_stock(cmd.id, cmd.stock_quantity) if cmd.stock_quantity is not None else None
         async with self.db.transaction() as tx:
-            row = await self._live(tx, cmd.id)
-            domain.check_can_edit(cmd.actor_role, cmd.actor_id, row["created_by"])
-            if cmd.category_id is not None:
-                await self._existing_category(tx, cmd.category_id)
+            await self._live(tx, cmd.id)
+            if stock is not None:
+                await store.project_stock(tx, cmd.id, stock.totalQuantity, stock.version)
             fields = changed_columns(cmd)
             if fields:
                 await store.update_product(tx, cmd.id, fields)
@@ -87,6 +95,13 @@ class ProductActor(ServiceActor):
                 await self.emit(tx, contract.PRODUCT_UPDATED, cmd.id, product_event(view))
         return view
 
+    async def _set_stock(self, product_id: int, total: int) -> inventory.StockChanged:
+        try:
+            return await self.request("inventory", inventory.SetStockTotal(product_id=product_id,
+                                                                           total_quantity=total))
+        except NotFound:
+            raise Conflict(f"Stock of product {product_id} is not set up yet; retry in a moment") from None
+
     @handles(DeleteProduct)
     async def delete_product(self, cmd: DeleteProduct) -> None:
         async with self.db.transaction() as tx:
@@ -95,6 +110,20 @@ class ProductActor(ServiceActor):
             if not await store.soft_delete(tx, cmd.id):
                 raise NotFound(f"Product {cmd.id} not found")
             await self.emit(tx, contract.PRODUCT_DELETED, cmd.id, contract.ProductDeleted(id=cmd.id))
+        # Close the gate every order passes (inventory's reservations) now, not when the event
+        # arrives: an order placed right after the delete answered must be refused. If inventory
+        # cannot hear us now, PRODUCT_DELETED closes it.
+        try:
+            await self.request("inventory", inventory.DiscontinueStock(product_id=cmd.id))
+        except ServiceError as err:
+            self.log.warning("stock of deleted product %s not discontinued now (%s); the event will do it",
+                             cmd.id, err.message)
+
+    # -- the stock projection -----------------------------------------------------------
+    @on_event(inventory.STOCK_UPDATED, inventory.STOCK_CONFIRMED)
+    async def stock_changed(self, tx: Executor, data: inventory.StockChanged, envelope: EventEnvelope) -> None:
+        """Units on hand as inventory counts them (adjusted, or sold by a shipment)."""
+        await store.project_stock(tx, data.productId, data.totalQuantity, data.version)
 
     @handles(GetProductView)
     async def get_product_view(self, cmd: GetProductView) -> ProductView:
@@ -140,9 +169,9 @@ class ProductActor(ServiceActor):
 
 
 def changed_columns(cmd: UpdateProduct) -> dict[str, Any]:
-    """The product columns a partial update sets (None = not given)."""
+    """The product columns a partial update sets (None = not given); stock is inventory's."""
     columns = {
         "category_id": cmd.category_id, "name": cmd.name, "description": cmd.description,
-        "price_cents": cmd.price_cents, "currency": cmd.currency, "stock_quantity": cmd.stock_quantity,
+        "price_cents": cmd.price_cents, "currency": cmd.currency,
     }
     return {column: value for column, value in columns.items() if value is not None}

@@ -101,6 +101,14 @@ async def update_product(tx: Executor, product_id: int, fields: dict[str, Any]) 
                      *fields.values(), utc_now_iso(), product_id)
 
 
+async def project_stock(tx: Executor, product_id: int, total_quantity: int, version: int) -> bool:
+    """Show inventory's units on hand, unless a newer version is shown already."""
+    result = await tx.execute(
+        "UPDATE products SET stock_quantity = ?, stock_version = ? WHERE id = ? AND stock_version < ?",
+        total_quantity, version, product_id, version)
+    return result.rowcount == 1
+
+
 async def soft_delete(tx: Executor, product_id: int) -> bool:
     now = utc_now_iso()
     result = await tx.execute(
