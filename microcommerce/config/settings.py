@@ -66,6 +66,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     outbox_poll_ms: int = 1000
     reservation_ttl_s: int = 900
     reservation_sweep_interval_ms: int = 5000
+    # The mock payment providers' books (outside every service database). Empty: providers.sqlite
+    # in data_dir, or memory when ephemeral.
+    provider_ledger_url: str = ""
+    payment_reconcile_interval_ms: int = 10000
     notification_channels: list[str] = msgspec.field(default_factory=lambda: ["email", "sms", "push"])
     cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
     expose_internal: bool = False
@@ -82,6 +86,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _check(self.jwt_ttl_s > 0, "JWT_TTL_S", "must be > 0")
         _check(self.reservation_ttl_s > 0, "RESERVATION_TTL_S", "must be > 0")
         _check(self.reservation_sweep_interval_ms > 0, "RESERVATION_SWEEP_INTERVAL_MS", "must be > 0")
+        _check(self.payment_reconcile_interval_ms > 0, "PAYMENT_RECONCILE_INTERVAL_MS", "must be > 0")
+        _check(not self.provider_ledger_url or self.provider_ledger_url.startswith(("sqlite:///", "sqlite://memory/")),
+               "PROVIDER_LEDGER_URL", "must be sqlite:///<path> or sqlite://memory/<name>")
         _check(self.log_level in ("debug", "info", "warning", "error"), "LOG_LEVEL",
                "must be one of debug, info, warning, error")
         bad = set(self.notification_channels) - {"email", "sms", "push"}
