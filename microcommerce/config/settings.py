@@ -29,6 +29,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     "audit",
 )
 DEFAULT_PORTS = {name: 3000 + i for i, name in enumerate(SERVICE_NAMES)}
+_LEDGER_URL = re.compile(r"sqlite:///.+|sqlite://memory/[A-Za-z0-9_.-]+")
 PER_SERVICE_MAPS = {"ports": "_PORT", "service_urls": "_SERVICE_URL", "timeouts_ms": "_TIMEOUT_MS"}
 
 
@@ -87,7 +88,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _check(self.reservation_ttl_s > 0, "RESERVATION_TTL_S", "must be > 0")
         _check(self.reservation_sweep_interval_ms > 0, "RESERVATION_SWEEP_INTERVAL_MS", "must be > 0")
         _check(self.payment_reconcile_interval_ms > 0, "PAYMENT_RECONCILE_INTERVAL_MS", "must be > 0")
-        _check(not self.provider_ledger_url or self.provider_ledger_url.startswith(("sqlite:///", "sqlite://memory/")),
+        _check(not self.provider_ledger_url or _LEDGER_URL.fullmatch(self.provider_ledger_url) is not None,
                "PROVIDER_LEDGER_URL", "must be sqlite:///<path> or sqlite://memory/<name>")
         _check(self.log_level in ("debug", "info", "warning", "error"), "LOG_LEVEL",
                "must be one of debug, info, warning, error")
