@@ -9,6 +9,7 @@ import msgspec
 from microcommerce.contracts.events import utc_now_iso
 from microcommerce.contracts.money import from_cents
 from microcommerce.contracts.payment import PaymentData, PaymentView
+from microcommerce.services.payment.books import BookedPayment
 from microcommerce.services.payment.domain import FAILED, PENDING, REFUNDED, SUCCEEDED
 from microcommerce.storage import Executor
 
@@ -210,3 +211,12 @@ async def save_answer(db: Executor, request: KeyedRequest, status_code: int, res
         "UPDATE charge_requests SET status_code = ?, response = ? WHERE user_id = ? AND key_hash = ? "
         "AND status_code IS NULL", status_code, response, request.user_id, request.key_hash)
     return result.rowcount == 1
+
+
+async def booked(db: Executor) -> list[BookedPayment]:
+    """Every payment, as the audit against the providers' books compares them."""
+    rows = await db.fetch_all("SELECT id, order_id, provider, status, amount_cents, provider_payment_id, "
+                              "idempotency_key FROM payments ORDER BY id")
+    return [BookedPayment(id=int(r["id"]), orderId=int(r["order_id"]), provider=r["provider"], status=r["status"],
+                          amountCents=int(r["amount_cents"]), providerPaymentId=r["provider_payment_id"],
+                          idempotencyKey=r["idempotency_key"]) for r in rows]
