@@ -30,7 +30,7 @@ import msgspec
 from microcommerce.config import Settings
 from microcommerce.contracts.events import utc_now_iso
 
-SLOW_TOKEN_DELAY_S = 2.0
+SLOW_TOKEN_DELAY_S = 3.0  # under the default 4 s request timeout: the charge still answers
 LEDGER_FILE = "providers.sqlite"
 
 
