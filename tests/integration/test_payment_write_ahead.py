@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
+import pytest
 from mc_testkit import eventually
 from test_payment_routes import SHOP, PaymentSpy, charge, order_payments, order_status, shop
 
 from microcommerce.contracts.events import iso_from_epoch
 from microcommerce.contracts.money import to_cents
 from microcommerce.http.middlewares import INTERNAL_TOKEN_HEADER
+from microcommerce.services.payment import SPEC as PAYMENT
 from microcommerce.services.payment import books, domain, providers, store
 from microcommerce.services.payment.providers import mock_providers
+from microcommerce.storage import IntegrityError, migrate, open_database
 
 QUIET = {"payment_reconcile_interval_ms": 600_000}  # the tests reconcile when they choose to
 
@@ -199,3 +203,41 @@ async def _refunded(platform, order_id: int) -> bool:
 async def _events(spy, payment_id, expected):
     seen = [name for name in spy.of(payment_id) if name != "PAYMENT_CREATED"]
     return seen == expected
+
+
+async def test_write_ahead_and_key_claims_hold_on_mariadb(mysql_db_url):
+    """Conditional settling and one claim per (user, key), on the production dialect."""
+    db = open_database(mysql_db_url)
+    await db.connect()
+    try:
+        await migrate(db, PAYMENT.schema_dir)
+        attempt = store.NewPayment(order_id=3, user_id=1, provider="stripe", provider_payment_id=None,
+                                   payment_method=None, status="pending", amount_cents=500, currency="USD",
+                                   failure_reason=None, metadata=None, idempotency_key="pay_a")
+        async with db.transaction() as tx:
+            first = await store.insert(tx, attempt)
+            second = await store.insert(tx, msgspec.structs.replace(attempt, idempotency_key="pay_b"))
+        with pytest.raises(IntegrityError):  # a provider key names one attempt
+            await store.insert(db, attempt)
+        assert [r["idempotency_key"] for r in await store.pending(db, 10)] == ["pay_a", "pay_b"]
+        async with db.transaction() as tx:
+            assert await store.mark_succeeded(tx, first, 3, "ch_1") is True
+            assert await store.mark_succeeded(tx, first, 3, "ch_1") is False  # settled once
+            assert await store.mark_failed(tx, first, "declined") is False
+            assert await store.mark_duplicate(tx, second, "ch_2") is True
+        rows = {r["id"]: r for r in await store.for_order(db, 3)}
+        assert (rows[first]["status"], rows[first]["provider_payment_id"]) == ("succeeded", "ch_1")
+        assert (rows[second]["status"], rows[second]["refund_reason"]) == ("refunded", "duplicate_charge")
+
+        keyed = store.KeyedRequest(user_id=1, key_hash="a" * 64, fingerprint="f" * 64, order_id=3)
+        async with db.transaction() as tx:
+            await store.claim_key(tx, keyed, first)
+        with pytest.raises(IntegrityError):
+            async with db.transaction() as tx:
+                await store.claim_key(tx, keyed, second)
+        assert await store.save_answer(db, keyed, 201, '{"id": 1}') is True
+        assert await store.save_answer(db, keyed, 409, '{"message": "later"}') is False  # the first answer stays
+        prior = await store.keyed_request(db, 1, "a" * 64)
+        assert (prior["payment_id"], prior["status_code"], prior["response"]) == (first, 201, '{"id": 1}')
+    finally:
+        await db.close()

@@ -68,6 +68,7 @@ def test_decline_messages_explain_the_reason():
     assert domain.decline_message("insufficient_funds") == "Payment failed: insufficient funds"
     assert domain.decline_message("something_new") == "Payment failed: something_new"
     assert domain.decline_message(None) == "Payment failed: unknown reason"
+    assert "nothing was charged" in domain.decline_message("interrupted")
 
 
 def test_attempt_keys_are_fresh_and_refund_keys_follow_the_payment():

@@ -66,6 +66,7 @@ def decline_message(failure_reason: str | None) -> str:
         "insufficient_funds": "insufficient funds",
         "invalid_token": "the payment token is not valid",
         "declined": "the payment was declined",
+        INTERRUPTED: "the charge was interrupted before it reached the provider; nothing was charged",
     }
     return f"Payment failed: {reasons.get(failure_reason or '', failure_reason or 'unknown reason')}"
 
