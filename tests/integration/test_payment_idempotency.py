@@ -7,10 +7,12 @@ requests race; the same key with another request: 422; a malformed key: 400.
 from __future__ import annotations
 
 import asyncio
+import zlib
 
+from mc_testkit import eventually
 from test_payment_routes import SHOP, order_payments, pending_order, product, shop
 
-from microcommerce.services.payment import idempotency
+from microcommerce.services.payment import idempotency, providers
 
 
 async def keyed_charge(platform, token: str, order_id: int, key: str, **body):
@@ -112,3 +114,32 @@ async def test_a_malformed_key_is_400_and_charges_nothing(make_platform):
     assert reply.status == 400, reply
     assert await order_payments(platform, order["id"]) == []
     assert (await keyed_charge(platform, token, order["id"], "x" * 255)).status == 201
+
+
+async def test_a_key_in_use_by_a_charge_under_way_is_not_answered_by_another_request(make_platform, monkeypatch):
+    monkeypatch.setattr(providers, "SLOW_TOKEN_DELAY_S", 0.5)
+    platform = await make_platform(SHOP)
+    _, token, order, admin = await shop(platform)
+    paid = await pending_order(platform, token, await product(platform, admin, 3.0))
+    while _worker_of(paid["id"]) == _worker_of(order["id"]):  # the two must run side by side
+        paid = await pending_order(platform, token, await product(platform, admin, 3.0))
+    assert (await keyed_charge(platform, token, paid["id"], "other-key")).status == 201
+
+    slow = asyncio.create_task(keyed_charge(platform, token, order["id"], "k", paymentToken="tok_visa_slow"))
+    ledger = providers.ledger_for(platform.settings)
+    await eventually(lambda: _charges(ledger, 2))  # the slow charge has claimed "k" and reached the provider
+    # Another request under "k" (it would be a 409: that order is paid) must not become k's answer.
+    reused = await keyed_charge(platform, token, paid["id"], "k", paymentToken="tok_visa_slow")
+    assert reused.status == 422, reused
+    first = await slow
+    assert first.status == 201, first
+    replay = await keyed_charge(platform, token, order["id"], "k", paymentToken="tok_visa_slow")
+    assert (replay.status, replay.body) == (201, first.body)
+
+
+def _worker_of(order_id: int, workers: int = 2) -> int:
+    return zlib.crc32(str(order_id).encode()) % workers  # as the router picks a worker
+
+
+async def _charges(ledger, count: int) -> bool:
+    return len(ledger.charges()) == count

@@ -235,6 +235,8 @@ async def test_write_ahead_and_key_claims_hold_on_mariadb(mysql_db_url):
         with pytest.raises(IntegrityError):
             async with db.transaction() as tx:
                 await store.claim_key(tx, keyed, second)
+        stranger = msgspec.structs.replace(keyed, fingerprint="0" * 64, order_id=4)  # same key, other request
+        assert await store.save_answer(db, stranger, 409, '{"message": "not yours"}') is False
         assert await store.save_answer(db, keyed, 201, '{"id": 1}') is True
         assert await store.save_answer(db, keyed, 409, '{"message": "later"}') is False  # the first answer stays
         prior = await store.keyed_request(db, 1, "a" * 64)

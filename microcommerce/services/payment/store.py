@@ -206,10 +206,12 @@ async def claim_key(tx: Executor, request: KeyedRequest, payment_id: int | None,
 
 
 async def save_answer(db: Executor, request: KeyedRequest, status_code: int, response: str) -> bool:
-    """The first answer given under a key stays the answer; False if there is no claim to answer."""
+    """The first answer given under a key stays the answer; False if there is no claim of this
+    request to answer (no claim yet, or the key belongs to another request)."""
     result = await db.execute(
         "UPDATE charge_requests SET status_code = ?, response = ? WHERE user_id = ? AND key_hash = ? "
-        "AND status_code IS NULL", status_code, response, request.user_id, request.key_hash)
+        "AND fingerprint = ? AND status_code IS NULL", status_code, response, request.user_id, request.key_hash,
+        request.fingerprint)
     return result.rowcount == 1
 
 
