@@ -52,7 +52,8 @@ async def charge_order(request: web.Request) -> web.Response:
     404 unknown order, 403 someone else's order, 409 order not pending (already paid,
     cancelled, ...) or another charge of it still in progress, 400 unknown provider or bad body.
     With an `Idempotency-Key` header (1..255 printable ASCII), a repeat of the request gets the
-    first answer again and charges nothing; the same key with another request gets 422.
+    first answer again and charges nothing; the same key with another request gets 422
+    (see docs/payments.md).
     """
     principal = require_role(request, "user")
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
