@@ -90,16 +90,15 @@ class PaymentActor(ServiceActor):
         if in_flight:
             raise domain.ChargeInProgress
         amount_cents = to_cents(order.totalAmount)  # the order's amount, never the client's
+        key = domain.new_attempt_key()
         payment = store.NewPayment(
             order_id=cmd.order_id, user_id=cmd.user_id, provider=cmd.provider, provider_payment_id=None,
             payment_method=cmd.payment_method, status=PENDING, amount_cents=amount_cents,
             currency=order.currency, failure_reason=None, metadata=cmd.metadata,
-            idempotency_key=domain.new_attempt_key(),
+            idempotency_key=key,
         )
         payment_id = await self._write_ahead(payment, keyed)
-        assert payment.idempotency_key is not None
-        result = await self.providers[cmd.provider].charge(payment.idempotency_key, amount_cents, order.currency,
-                                                           cmd.payment_token)
+        result = await self.providers[cmd.provider].charge(key, amount_cents, order.currency, cmd.payment_token)
         view, _ = await self._record_outcome(cmd.order_id, payment_id, result)
         if view.status == REFUNDED:
             if view.refundReason == domain.DUPLICATE_CHARGE:
