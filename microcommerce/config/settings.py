@@ -36,6 +36,7 @@ PROFILES = ("dev", "production")
 MIN_POLL_MS = 10
 MAX_BCRYPT_BYTES = 72
 _KAFKA_URL = re.compile(r"^kafka://[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$")
+_LEDGER_URL = re.compile(r"sqlite:///.+|sqlite://memory/[A-Za-z0-9_.-]+")
 PER_SERVICE_MAPS = {"ports": "_PORT", "service_urls": "_SERVICE_URL", "timeouts_ms": "_TIMEOUT_MS"}
 
 
@@ -81,6 +82,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_order_line_quantity: int = 100
     # How long an Idempotency-Key of order creation / checkout is remembered.
     idempotency_key_ttl_s: int = 86400
+    # The mock payment providers' books (outside every service database). Empty: providers.sqlite
+    # in data_dir, or memory when ephemeral.
+    provider_ledger_url: str = ""
+    payment_reconcile_interval_ms: int = 10000
     notification_channels: list[str] = msgspec.field(default_factory=lambda: ["email", "sms", "push"])
     cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
     expose_internal: bool = False
@@ -122,6 +127,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _check(self.max_pending_orders_per_user > 0, "MAX_PENDING_ORDERS_PER_USER", "must be > 0")
         _check(self.max_order_line_quantity > 0, "MAX_ORDER_LINE_QUANTITY", "must be > 0")
         _check(self.idempotency_key_ttl_s > 0, "IDEMPOTENCY_KEY_TTL_S", "must be > 0")
+        _check(self.payment_reconcile_interval_ms >= MIN_POLL_MS, "PAYMENT_RECONCILE_INTERVAL_MS",
+               f"must be >= {MIN_POLL_MS}")
+        _check(not self.provider_ledger_url or _LEDGER_URL.fullmatch(self.provider_ledger_url) is not None,
+               "PROVIDER_LEDGER_URL", "must be sqlite:///<path> or sqlite://memory/<name>")
         _check(self.log_level in ("debug", "info", "warning", "error"), "LOG_LEVEL",
                "must be one of debug, info, warning, error")
         bad = set(self.notification_channels) - {"email", "sms", "push"}

@@ -1,14 +1,14 @@
-"""Payment rules and the mock providers' test modes, without I/O."""
+"""Payment rules and the Idempotency-Key rules, without I/O."""
 
 from __future__ import annotations
 
-import re
+import time
 
 import pytest
 
+from microcommerce.contracts.events import iso_from_epoch
 from microcommerce.errors import BadRequest, Conflict, Forbidden
-from microcommerce.services.payment import domain
-from microcommerce.services.payment.providers import PaymobMock, StripeMock, default_providers
+from microcommerce.services.payment import domain, idempotency
 
 
 @pytest.mark.parametrize(("given", "chosen"), [
@@ -68,47 +68,47 @@ def test_decline_messages_explain_the_reason():
     assert domain.decline_message("insufficient_funds") == "Payment failed: insufficient funds"
     assert domain.decline_message("something_new") == "Payment failed: something_new"
     assert domain.decline_message(None) == "Payment failed: unknown reason"
+    assert "nothing was charged" in domain.decline_message("interrupted")
 
 
-@pytest.mark.parametrize(("token", "reason"), [
-    ("tok_visa", None), ("tok_mastercard", None), (None, None),
-    ("tok_chargeDeclined", "card_declined"), ("tok_insufficientFunds", "insufficient_funds"),
-    ("tok_unknown", "invalid_token"), ("paymob_success", "invalid_token"),
-])
-def test_stripe_test_tokens(token, reason):
-    result = StripeMock().charge(1999, "USD", token)
-    assert result.succeeded is (reason is None)
-    assert result.failure_reason == reason
-    assert re.fullmatch(r"ch_[0-9a-f]{24}", result.provider_payment_id)
+def test_attempt_keys_are_fresh_and_refund_keys_follow_the_payment():
+    keys = {domain.new_attempt_key() for _ in range(100)}
+    assert len(keys) == 100 and all(k.startswith("pay_") and len(k) <= 64 for k in keys)
+    assert domain.refund_key("pay_1", 5) == domain.refund_key("pay_1", 5) == "refund_pay_1"
+    assert domain.refund_key(None, 5) == "refund_payment_5"  # a payment from before write-ahead
 
 
-@pytest.mark.parametrize(("token", "reason"), [
-    (None, None), ("paymob_success", None), ("paymob_declined", "declined"), ("tok_visa", "invalid_token"),
-])
-def test_paymob_test_tokens(token, reason):
-    result = PaymobMock().charge(500, "EGP", token)
-    assert result.succeeded is (reason is None)
-    assert result.failure_reason == reason
-    assert result.provider_payment_id.startswith("pm_")
+def test_only_attempts_older_than_any_charge_in_flight_may_be_abandoned():
+    horizon = domain.in_flight_horizon_s(4.0)
+    assert horizon == 8.0 and domain.in_flight_horizon_s(0.1) == 5.0
+    now = time.time()
+    assert not domain.may_abandon(iso_from_epoch(now - 1), now, horizon)
+    assert not domain.may_abandon(iso_from_epoch(now - horizon + 0.5), now, horizon)
+    assert domain.may_abandon(iso_from_epoch(now - horizon - 0.5), now, horizon)
 
 
-def test_only_successful_charges_capture_money_and_refunds_give_it_back_once():
-    stripe = StripeMock()
-    ok = stripe.charge(1999, "USD", "tok_visa")
-    declined = stripe.charge(1999, "USD", "tok_chargeDeclined")
-    assert stripe.captured == {ok.provider_payment_id: 1999}
-    assert stripe.refund(declined.provider_payment_id).startswith("re_")
-    assert stripe.refunded == {}
-    stripe.refund(ok.provider_payment_id)
-    stripe.refund(ok.provider_payment_id)
-    assert stripe.refunded == {ok.provider_payment_id: 1999}
+def test_what_a_settled_charge_answers():
+    assert [domain.answer_status(s) for s in ("succeeded", "failed", "refunded")] == [201, 402, 409]
 
 
-def test_charge_ids_are_unique():
-    stripe = StripeMock()
-    ids = {stripe.charge(100, "USD", "tok_visa").provider_payment_id for _ in range(50)}
-    assert len(ids) == 50
+@pytest.mark.parametrize("key", ["a", "x" * 255, "order-42 retry #1", "~!@$%^&*()_+{}|:<>?", " padded "])
+def test_idempotency_keys_are_1_to_255_printable_ascii(key):
+    assert idempotency.parse_key(key) == key
 
 
-def test_default_providers_are_stripe_and_paymob():
-    assert sorted(default_providers()) == ["paymob", "stripe"]
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", "nl\n", "\x7f"])
+def test_other_idempotency_keys_are_a_bad_request(key):
+    with pytest.raises(BadRequest, match="Idempotency-Key must be 1 to 255 printable ASCII characters"):
+        idempotency.parse_key(key)
+
+
+def test_no_header_means_no_key():
+    assert idempotency.parse_key(None) is None
+
+
+def test_a_request_is_identified_by_its_meaning_not_its_spelling():
+    one = idempotency.fingerprint({"orderId": 1, "metadata": {"a": 1, "b": 2}, "provider": "stripe"})
+    same = idempotency.fingerprint({"provider": "stripe", "orderId": 1, "metadata": {"b": 2, "a": 1}})
+    other = idempotency.fingerprint({"orderId": 2, "metadata": {"a": 1, "b": 2}, "provider": "stripe"})
+    assert one == same != other
+    assert idempotency.key_hash("Key") != idempotency.key_hash("key")  # keys are case-sensitive

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from microcommerce.errors import BadRequest, Conflict, Forbidden
 
-PENDING = "pending"
+PENDING = "pending"  # written ahead: the provider may or may not have charged yet
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 REFUNDED = "refunded"
+DUPLICATE_CHARGE = "duplicate_charge"  # refund reason: another attempt had paid the order first
+INTERRUPTED = "interrupted"  # failure reason: the attempt never reached the provider
 
 PROVIDERS = ("stripe", "paymob")
 DEFAULT_PROVIDER = "stripe"
@@ -62,5 +66,41 @@ def decline_message(failure_reason: str | None) -> str:
         "insufficient_funds": "insufficient funds",
         "invalid_token": "the payment token is not valid",
         "declined": "the payment was declined",
+        INTERRUPTED: "the charge was interrupted before it reached the provider; nothing was charged",
     }
     return f"Payment failed: {reasons.get(failure_reason or '', failure_reason or 'unknown reason')}"
+
+
+def new_attempt_key() -> str:
+    """The idempotency key a charge attempt is sent to the provider with (written ahead)."""
+    return f"pay_{secrets.token_hex(16)}"
+
+
+def refund_key(attempt_key: str | None, payment_id: int) -> str:
+    """One refund key per payment: a retried refund is the same refund at the provider."""
+    return f"refund_{attempt_key or f'payment_{payment_id}'}"
+
+
+def in_flight_horizon_s(charge_timeout_s: float) -> float:
+    """How long a pending attempt may still be on its way to the provider from some worker.
+
+    Past it, an attempt the provider has never seen never reached it and never will: it can
+    be marked failed without racing the worker that wrote it.
+    """
+    return max(2 * charge_timeout_s, 5.0)
+
+
+def may_abandon(created_at: str, now_epoch: float, horizon_s: float) -> bool:
+    return datetime.fromisoformat(created_at).timestamp() < now_epoch - horizon_s
+
+
+def answer_status(status: str) -> int:
+    """HTTP status of a charge that ended in `status` (a refunded one was undone: 409)."""
+    return {SUCCEEDED: 201, FAILED: 402}.get(status, 409)
+
+
+class ChargeInProgress(Conflict):
+    """Another attempt at this order is on its way to the provider; its outcome decides."""
+
+    def __init__(self) -> None:
+        super().__init__("A charge of this order is in progress; retry shortly")

@@ -10,13 +10,16 @@ from aiohttp import web
 from microcommerce.http.app import ask
 from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
 from microcommerce.http.body import MAX_OFFSET, decode_as, int_param, json_response, query_int
-from microcommerce.services.payment import domain
+from microcommerce.services.payment import domain, idempotency
 from microcommerce.services.payment.messages import (
+    ChargeAnswer,
     ChargeOrder,
     GetPayment,
     ListOrderPayments,
     ListUserPayments,
     PaymentView,
+    ReconcilePayments,
+    ReconcileReport,
     RefundPayment,
 )
 
@@ -47,21 +50,21 @@ async def charge_order(request: web.Request) -> web.Response:
     and answered 402 Payment Required, the body being that payment plus a `message`; no money
     moves and the order stays pending (the client may retry with another token).
     404 unknown order, 403 someone else's order, 409 order not pending (already paid,
-    cancelled, ...), 400 unknown provider or bad body.
+    cancelled, ...) or another charge of it still in progress, 400 unknown provider or bad body.
+    With an `Idempotency-Key` header (1..255 printable ASCII), a repeat of the request gets the
+    first answer again and charges nothing; the same key with another request gets 422
+    (see docs/payments.md).
     """
     principal = require_role(request, "user")
+    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     order_id = int_param(request.match_info["orderId"], "orderId")
     body: ChargeBody = await _optional_body(request, ChargeBody)
-    payment: PaymentView = await ask(request, ChargeOrder(
+    answer: ChargeAnswer = await ask(request, ChargeOrder(
         order_id=order_id, user_id=principal.id, provider=domain.check_provider(body.provider),
         payment_method=body.paymentMethod, payment_token=body.paymentToken,
-        metadata=domain.check_metadata(body.metadata),
+        metadata=domain.check_metadata(body.metadata), idempotency_key=key,
     ))
-    if payment.status == domain.FAILED:
-        declined = msgspec.to_builtins(payment)
-        declined["message"] = domain.decline_message(payment.failureReason)
-        return json_response(declined, 402)
-    return json_response(payment, 201)
+    return web.Response(body=bytes(answer.body), status=answer.status, content_type="application/json")
 
 
 async def my_payments(request: web.Request) -> web.Response:
@@ -96,9 +99,16 @@ async def order_payments(request: web.Request) -> web.Response:
     return json_response({"orderId": order_id, "payments": payments})
 
 
+async def reconcile(request: web.Request) -> web.Response:
+    """Internal: settle pending charges with the providers now (it also runs on a timer)."""
+    report: ReconcileReport = await ask(request, ReconcilePayments())
+    return json_response(report)
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/payments/me/orders/{orderId}/charge", charge_order)
     app.router.add_get("/payments/me", my_payments)
     app.router.add_get("/payments/{paymentId}", get_payment)
     app.router.add_post("/payments/{paymentId}/refund", refund_payment)
     app.router.add_get("/internal/orders/{orderId}/payments", order_payments)
+    app.router.add_post("/internal/payments/reconcile", reconcile)
