@@ -130,7 +130,7 @@ async def deliver_to_order(platform, envelope, order_id: int, times: int) -> Non
     handled = [asyncio.Event() for _ in range(times)]
     for event in handled:
         system.deliver_event(envelope, PAYMENT_EVENTS, str(order_id),
-                             lambda event=event: loop.call_soon_threadsafe(event.set))
+                             lambda settled, event=event: loop.call_soon_threadsafe(event.set))
     for event in handled:
         await asyncio.wait_for(event.wait(), 5)
 

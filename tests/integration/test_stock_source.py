@@ -90,7 +90,7 @@ async def test_shipping_lowers_the_products_stock_and_old_events_never_win(make_
     handled = asyncio.Event()
     shop.platform.system("product").deliver_event(new_event(STOCK_UPDATED, "inventory-service", stale),
                                                   INVENTORY_EVENTS, str(lamp),
-                                                  lambda: loop.call_soon_threadsafe(handled.set))
+                                                  lambda settled: loop.call_soon_threadsafe(handled.set))
     await asyncio.wait_for(handled.wait(), 5)
     assert await product_stock(shop, lamp) == 7
 
