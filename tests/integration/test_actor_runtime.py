@@ -304,6 +304,31 @@ async def test_too_many_crashes_escalate_and_the_service_reports_down(start_prob
         await probe.system.ask(Echo(key=1))
 
 
+async def test_an_escalated_service_restarts_whole_after_a_backoff_that_grows(start_probe):
+    policy = RestartPolicy(max_restarts=1, window_s=60, service_backoff_base_s=0.3, service_backoff_max_s=5)
+    probe = await start_probe(workers=2, policy=policy)
+    for _ in range(2):  # one restart allowed; the second crash escalates
+        assert (await probe.call("POST", "/crash/1"))[0] == 500
+    assert "service restart in 0.3s" in await eventually(lambda: _async(probe.system.escalation))
+    assert (await probe.call("GET", "/health"))[0] == 503
+
+    # The whole service comes back by itself: no process restart, no operator.
+    assert await eventually(lambda: _async(probe.system.escalation is None), timeout=5)
+    status, body, _ = await probe.call("GET", "/echo/1")
+    assert (status, body["text"]) == (200, "hello")
+    assert (await probe.call("GET", "/health"))[0] == 200
+    crashed = probe.system.router.routees.index(probe.system.router.route(1))
+    # One restart, then the service restart: both workers booted afresh (same mailboxes).
+    assert STATE.boots == Counter({crashed: 3, 1 - crashed: 2})
+
+    # Failing again right after the restart backs off longer.
+    for _ in range(2):
+        assert (await probe.call("POST", "/crash/1"))[0] == 500
+    assert "service restart in 0.6s" in await eventually(lambda: _async(probe.system.escalation))
+    assert await eventually(lambda: _async(probe.system.escalation is None), timeout=5)
+    assert (await probe.call("GET", "/echo/1"))[0] == 200
+
+
 async def test_crashes_spread_over_time_stay_within_the_intensity(start_probe):
     # A window this short forgets each crash before the next one: restarts never run out.
     probe = await start_probe(workers=1, supervisor_max_restarts=1, supervisor_window_s=0.001)
