@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -42,28 +43,25 @@ def add_dlq_commands(sub: argparse._SubParsersAction, common, storage_flags) -> 
     which.add_argument("--all", action="store_true", help="every parked letter")
 
 
-async def _open(settings: Settings, service: str) -> Database | None:
-    """The service's database, or None when it has never been created (nothing parked there)."""
-    url = settings.database_url_of(service)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return None
-    db = open_database(url)
-    await db.connect()
-    await migrate(db, MESSAGING_SCHEMA, table="messaging_migrations")  # an older database
-    return db
+async def _each_database(settings: Settings, services: list[str]) -> AsyncIterator[tuple[str, Database]]:
+    """Each service's database, connected; one never created (nothing parked there) is skipped."""
+    for service in services:
+        url = settings.database_url_of(service)
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            continue
+        db = open_database(url)
+        await db.connect()
+        try:
+            await migrate(db, MESSAGING_SCHEMA, table="messaging_migrations")  # an older database
+            yield service, db
+        finally:
+            await db.close()
 
 
 async def list_letters(settings: Settings, services: list[str], args: argparse.Namespace) -> int:
     found = 0
-    for service in services:
-        db = await _open(settings, service)
-        if db is None:
-            continue
-        try:
-            letters = await dlq.list_letters(db, topic=args.topic, status=args.status, limit=10_000)
-        finally:
-            await db.close()
-        for letter in letters:
+    async for service, db in _each_database(settings, services):
+        for letter in await dlq.list_letters(db, topic=args.topic, status=args.status, limit=10_000):
             found += 1
             if args.json:
                 print(msgspec.json.encode({"service": service, **msgspec.structs.asdict(letter)}).decode())
@@ -80,14 +78,8 @@ async def redrive(settings: Settings, services: list[str], args: argparse.Namesp
     if args.ids and len(services) != 1:
         raise ConfigError("--id: ids are per service; give a single --service")
     total = 0
-    for service in services:
-        db = await _open(settings, service)
-        if db is None:
-            continue
-        try:
-            count = await dlq.request_redrive(db, ids=args.ids, topic=args.topic)
-        finally:
-            await db.close()
+    async for service, db in _each_database(settings, services):
+        count = await dlq.request_redrive(db, ids=args.ids, topic=args.topic)
         if count:
             print(f"{service}: {count} dead letter(s) marked for redrive")
         total += count

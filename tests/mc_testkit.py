@@ -124,6 +124,18 @@ class Platform:
     async def admin_token(self) -> str:
         return await self.login(ADMIN_EMAIL, ADMIN_PASSWORD)
 
+    async def deliver(self, service: str, envelope: EventEnvelope, key: object, times: int = 1) -> None:
+        """Hand an event to one service's consumer `times` times, as the bus does, and wait until
+        each copy is settled (applied, or recognised as a repeat)."""
+        loop = asyncio.get_running_loop()
+        handled = [asyncio.Event() for _ in range(times)]
+        topic = event_type(envelope.eventType).topic
+        for event in handled:
+            self.system(service).deliver_event(envelope, topic, str(key),
+                                               lambda settled, event=event: loop.call_soon_threadsafe(event.set))
+        for event in handled:
+            await asyncio.wait_for(event.wait(), 5)
+
     def publish_twice(self, event_name: str, key: object, data: Any) -> EventEnvelope:
         """Publish one envelope twice on the bus, as an at-least-once broker may."""
         envelope = new_event(event_name, "test-producer", data)

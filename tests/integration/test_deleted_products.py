@@ -8,8 +8,6 @@ may still be paid and shipped (the sale was agreed while the product was on sale
 
 from __future__ import annotations
 
-import asyncio
-
 from mc_testkit import eventually
 from test_inventory_routes import EventSpy, announce_product, reserve, stock_of, wait_for_stock
 from test_order_routes import SHOP, Shop
@@ -115,18 +113,11 @@ async def test_product_deleted_event_discontinues_stock_once_even_before_it_was_
     assert await eventually(announced) == ["initial", "discontinued"]
 
     # Deleted before its creation reached inventory: the late PRODUCT_CREATED brings nothing back.
-    await deliver(platform, new_event(PRODUCT_DELETED, "test", ProductDeleted(id=42)), 42)
+    await platform.deliver("inventory", new_event(PRODUCT_DELETED, "test", ProductDeleted(id=42)), 42)
     created = ProductData(id=42, categoryId=1, name="Late", price=9.99, stockQuantity=9)
-    await deliver(platform, new_event(PRODUCT_CREATED, "test", created), 42)
+    await platform.deliver("inventory", new_event(PRODUCT_CREATED, "test", created), 42)
     level = await stock_of(platform, 42)
     assert (level["totalQuantity"], level["discontinued"]) == (0, True)
     assert (await reserve(platform, order_id=2, product_id=42, quantity=1)).status == 409
 
 
-async def deliver(platform, envelope, product_id: int) -> None:
-    """Hand a product event to the inventory service as the bus does; wait until it is handled."""
-    loop = asyncio.get_running_loop()
-    handled = asyncio.Event()
-    platform.system("inventory").deliver_event(envelope, PRODUCT_EVENTS, str(product_id),
-                                               lambda settled: loop.call_soon_threadsafe(handled.set))
-    await asyncio.wait_for(handled.wait(), 5)

@@ -14,7 +14,7 @@ from mc_testkit import eventually
 
 from microcommerce.actors import outbox
 from microcommerce.contracts import payment as payment_events
-from microcommerce.contracts.events import ORDER_EVENTS, PAYMENT_EVENTS, new_event
+from microcommerce.contracts.events import PAYMENT_EVENTS, new_event
 from microcommerce.contracts.order import ORDER_CANCELLED, OrderData
 from microcommerce.http.middlewares import INTERNAL_TOKEN_HEADER
 from microcommerce.services.payment import SPEC as PAYMENT
@@ -203,7 +203,7 @@ async def test_order_cancelled_delivered_twice_refunds_once(make_platform):
     data = OrderData(id=order["id"], userId=user["id"], status="cancelled", totalAmount=order["totalAmount"],
                      items=[], previousStatus="paid")
     envelope = new_event(ORDER_CANCELLED, "test-producer", data)
-    await deliver_to_payment(platform, envelope, order["id"], times=2)
+    await platform.deliver("payment", envelope, order["id"], times=2)
     db = platform.system("payment").open_database()
     await db.connect()
     try:
@@ -217,24 +217,12 @@ async def test_order_cancelled_delivered_twice_refunds_once(make_platform):
     assert again.status == 409, again
 
 
-async def deliver_to_payment(platform, envelope, order_id: int, times: int) -> None:
-    """Hand an event to the payment service as the bus does, and wait until each copy is handled."""
-    system = platform.system("payment")
-    loop = asyncio.get_running_loop()
-    handled = [asyncio.Event() for _ in range(times)]
-    for event in handled:
-        system.deliver_event(envelope, ORDER_EVENTS, str(order_id),
-                             lambda settled, event=event: loop.call_soon_threadsafe(event.set))
-    for event in handled:
-        await asyncio.wait_for(event.wait(), 5)
-
-
 async def test_a_cancellation_seen_before_the_order_service_shows_it_blocks_the_charge(make_platform):
     platform = await make_platform(SHOP)
     user, token, order, _ = await shop(platform)
     data = OrderData(id=order["id"], userId=user["id"], status="cancelled", totalAmount=order["totalAmount"],
                      items=[], previousStatus="pending")
-    await deliver_to_payment(platform, new_event(ORDER_CANCELLED, "test-producer", data), order["id"], times=1)
+    await platform.deliver("payment", new_event(ORDER_CANCELLED, "test-producer", data), order["id"], times=1)
     assert await order_status(platform, token, order["id"]) == "pending"  # the order service lags
     reply = await charge(platform, token, order["id"])
     assert reply.status == 409 and reply.body["message"] == "Order is cancelled; it can no longer be charged"

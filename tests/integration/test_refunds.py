@@ -7,14 +7,12 @@ or delivered order is left without exactly one succeeded, unrefunded payment.
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 from mc_testkit import eventually
 from test_order_routes import OrderSpy, Shop
 from test_payment_routes import charge, order_payments
 
-from microcommerce.contracts.events import PAYMENT_EVENTS, new_event
+from microcommerce.contracts.events import new_event
 from microcommerce.contracts.payment import PAYMENT_REFUNDED, PaymentData
 
 SHOP = ["gateway", "user", "cart", "product", "inventory", "order", "payment"]
@@ -112,27 +110,15 @@ async def test_a_redelivered_refund_changes_nothing_twice(make_platform):
     data = PaymentData(id=refunded["id"], orderId=order["id"], userId=refunded["userId"],
                        provider=refunded["provider"], providerPaymentId=refunded["providerPaymentId"],
                        status="refunded", amount=refunded["amount"], currency=refunded["currency"])
-    await deliver_to_order(shop.platform, new_event(PAYMENT_REFUNDED, "payment-service", data), order["id"], 2)
+    await shop.platform.deliver("order", new_event(PAYMENT_REFUNDED, "payment-service", data), order["id"], 2)
     # A refund of a payment that never paid this order is ignored too.
     stranger = msgspec.structs.replace(data, id=refunded["id"] + 100)
-    await deliver_to_order(shop.platform, new_event(PAYMENT_REFUNDED, "payment-service", stranger), order["id"], 1)
+    await shop.platform.deliver("order", new_event(PAYMENT_REFUNDED, "payment-service", stranger), order["id"], 1)
 
     assert len(spy.of(order["id"], "ORDER_CANCELLED")) == 1
     assert (await until_status(shop, order["id"], "cancelled"))["status"] == "cancelled"
     assert await shop.levels(lamp) == (10, 0, 10, 0)
     await assert_payment_invariant(shop, order["id"])
-
-
-async def deliver_to_order(platform, envelope, order_id: int, times: int) -> None:
-    """Hand an event to the order service as the bus does, and wait until each copy is handled."""
-    system = platform.system("order")
-    loop = asyncio.get_running_loop()
-    handled = [asyncio.Event() for _ in range(times)]
-    for event in handled:
-        system.deliver_event(envelope, PAYMENT_EVENTS, str(order_id),
-                             lambda settled, event=event: loop.call_soon_threadsafe(event.set))
-    for event in handled:
-        await asyncio.wait_for(event.wait(), 5)
 
 
 async def _async(value):

@@ -7,12 +7,10 @@ fed by STOCK_UPDATED / STOCK_CONFIRMED and guarded by the stock row's version.
 
 from __future__ import annotations
 
-import asyncio
-
 from mc_testkit import eventually
 from test_order_routes import Shop
 
-from microcommerce.contracts.events import INVENTORY_EVENTS, new_event
+from microcommerce.contracts.events import new_event
 from microcommerce.contracts.inventory import STOCK_UPDATED, StockChanged
 
 
@@ -86,12 +84,7 @@ async def test_shipping_lowers_the_products_stock_and_old_events_never_win(make_
     # A stale copy of the initial STOCK_UPDATED (version 1) arrives late: the projection keeps 7.
     stale = StockChanged(productId=lamp, totalQuantity=10, reservedQuantity=0, availableQuantity=10,
                          quantity=10, reason="initial", version=1)
-    loop = asyncio.get_running_loop()
-    handled = asyncio.Event()
-    shop.platform.system("product").deliver_event(new_event(STOCK_UPDATED, "inventory-service", stale),
-                                                  INVENTORY_EVENTS, str(lamp),
-                                                  lambda settled: loop.call_soon_threadsafe(handled.set))
-    await asyncio.wait_for(handled.wait(), 5)
+    await shop.platform.deliver("product", new_event(STOCK_UPDATED, "inventory-service", stale), lamp)
     assert await product_stock(shop, lamp) == 7
 
 
