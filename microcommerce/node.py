@@ -9,8 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from microcommerce.actors.bus import Bus, LocalBus
+from microcommerce.actors.bus import EventBus, LocalBus
 from microcommerce.actors.deadletters import DeadLetters
+from microcommerce.actors.requests import LocalRequester, Requester
 from microcommerce.actors.system import ActorSystem
 from microcommerce.config import Settings
 from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
@@ -34,16 +35,18 @@ class ServiceRuntime:
 class Node:
     """The services of this process. `dev` runs all ten; `serve` runs the ones it is given."""
 
-    def __init__(self, settings: Settings, services: list[str], *, bus: Bus | None = None,
+    def __init__(self, settings: Settings, services: list[str], *, bus: EventBus | None = None,
+                 requester: Requester | None = None,
                  serve_http: bool = True) -> None:
         self.settings = settings
         self.service_names = services
         self.bus = bus or LocalBus()
+        self.requester = requester or LocalRequester()
         self.serve_http = serve_http
         self.dead_letters = DeadLetters()
         self.revocations = Revocations()
         self.issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, self.revocations)
-        self.revocation_sync = RevocationSync(self.bus, self.revocations, timeout_s=settings.timeout_of("user"))
+        self.revocation_sync = RevocationSync(self.bus, self.requester, self.revocations, timeout_s=settings.timeout_of("user"))
         self.services: dict[str, ServiceRuntime] = {}
         self.ready_results: dict[str, Any] = {}
 
@@ -81,7 +84,8 @@ class Node:
         system = None
         if spec.logic is not None:
             system = ActorSystem(spec.name, self.settings, self.bus, spec.logic, spec.schema_dir,
-                                 workers=spec.workers, dead_letters=self.dead_letters)
+                                 workers=spec.workers, dead_letters=self.dead_letters,
+                                 requester=self.requester)
             applied = await system.migrate()
             if applied:
                 log.info("%s: applied migrations %s", spec.name, ", ".join(applied))

@@ -21,7 +21,8 @@ from microcommerce.errors import InternalError
 from microcommerce.storage import Database, Executor
 
 if TYPE_CHECKING:
-    from microcommerce.actors.bus import Bus
+    from microcommerce.actors.bus import EventBus
+    from microcommerce.actors.requests import Requester
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -52,7 +53,8 @@ class WorkerContext:
     worker_index: int
     settings: Settings
     db: Database
-    bus: Bus
+    bus: EventBus
+    requester: Requester
     timers: Timers
     request_flush: Callable[[], None]
     outbox_dirty: bool = field(default=False)
@@ -114,7 +116,7 @@ class ServiceActor:
     async def request(self, service: str, command: Any, *, timeout: float | None = None) -> Any:
         """Ask another service; never call this inside an open transaction."""
         wait = timeout if timeout is not None else self.settings.timeout_of(service)
-        return await self.ctx.bus.request(service, command, timeout=wait)
+        return await self.ctx.requester.request(service, command, timeout=wait)
 
     @classmethod
     def handled_event_types(cls) -> set[str]:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pykka
 
-from microcommerce.actors.bus import Bus, DoneFn
+from microcommerce.actors.bus import DoneFn, EventBus
 from microcommerce.actors.deadletters import DeadLetters
 from microcommerce.actors.messages import Ask, Deliver, Flush, Poll
+from microcommerce.actors.requests import LocalRequester, Requester
 from microcommerce.actors.router import KeyRouter
 from microcommerce.actors.service import ServiceActor
 from microcommerce.actors.supervisor import ChildSpec, RestartPolicy, Supervisor
@@ -35,17 +36,19 @@ class ActorSystem:
         self,
         name: str,
         settings: Settings,
-        bus: Bus,
+        bus: EventBus,
         logic_cls: type[ServiceActor],
         schema_dir: Path | None,
         *,
         workers: int | None = None,
         policy: RestartPolicy | None = None,
         dead_letters: DeadLetters | None = None,
+        requester: Requester | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self.bus = bus
+        self.requester = requester or LocalRequester()
         self.logic_cls = logic_cls
         self.schema_dir = schema_dir
         self.worker_count = workers or settings.workers
@@ -100,7 +103,7 @@ class ActorSystem:
         for topic in self.logic_cls.consumed_topics():
             self.bus.declare(topic, self.name)  # idempotent; the node declares every group first
             self.bus.subscribe(topic, self.name, self.deliver_event)
-        self.bus.register_endpoint(self.name, self)
+        self.requester.register_endpoint(self.name, self)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the relay (unsent rows wait in the outbox), then let workers drain their mailboxes."""

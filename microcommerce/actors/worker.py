@@ -195,6 +195,7 @@ class Worker(SupervisedActor):
             settings=self.system.settings,
             db=self.db,
             bus=self.system.bus,
+            requester=self.system.requester,
             timers=self.timers,
             request_flush=self.system.request_flush,
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from microcommerce.actors.bus import Bus
+from microcommerce.actors.bus import EventBus
 from microcommerce.actors.system import ActorSystem
 from microcommerce.config import Settings
 from microcommerce.contracts.audit import HTTP_ACTIVITY, HttpActivity
@@ -32,7 +32,7 @@ def create_app(
     issuer: TokenIssuer,
     *,
     system: ActorSystem | None = None,
-    bus: Bus | None = None,
+    bus: EventBus | None = None,
     setup_routes: Callable[[web.Application], None] | None = None,
     health_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> web.Application:
@@ -102,7 +102,7 @@ async def _metrics(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "no-store"})
 
 
-def _activity_reporter(service: str, bus: Bus) -> mw.ActivityHook:
+def _activity_reporter(service: str, bus: EventBus) -> mw.ActivityHook:
     """Report writes and admin activity to the audit topic (best effort: never fails a request)."""
 
     def report(request: web.Request, status: int, elapsed: float) -> None:

@@ -3,7 +3,7 @@ service's snapshot at start and every `REFRESH_S` (a safety net for a missed eve
 
 The observer subscribes before the snapshot is asked for, so nothing that happens in between
 is lost; `Revocations` merges the two so that neither undoes the other. The snapshot comes
-through `bus.request("user", ...)`: in-process in `dev`, from another process in `serve`.
+through `requester.request("user", ...)`: in-process in `dev`, from another process in `serve`.
 Until the first snapshot has arrived, authenticated requests get 503 (fail closed): the
 alternative would accept tokens revoked before this process started.
 """
@@ -15,7 +15,8 @@ import contextlib
 import logging
 from typing import Any
 
-from microcommerce.actors.bus import Bus
+from microcommerce.actors.bus import EventBus
+from microcommerce.actors.requests import Requester
 from microcommerce.contracts import user as user_contract
 from microcommerce.contracts.events import USER_EVENTS, EventEnvelope
 from microcommerce.errors import ServiceError
@@ -29,8 +30,10 @@ class RevocationSync:
     RETRY_FIRST_S = 0.25
     RETRY_MAX_S = 15.0
 
-    def __init__(self, bus: Bus, revocations: Revocations, *, timeout_s: float) -> None:
+    def __init__(self, bus: EventBus, requester: Requester, revocations: Revocations, *,
+                 timeout_s: float) -> None:
         self.bus = bus
+        self.requester = requester
         self.revocations = revocations
         self.timeout_s = timeout_s
         self.snapshots_applied = 0
@@ -56,8 +59,8 @@ class RevocationSync:
 
     async def load_once(self) -> bool:
         try:
-            snapshot = await self.bus.request("user", user_contract.GetRevocationSnapshot(),
-                                              timeout=self.timeout_s)
+            snapshot = await self.requester.request("user", user_contract.GetRevocationSnapshot(),
+                                                    timeout=self.timeout_s)
         except ServiceError as err:
             level = logging.DEBUG if self._unreachable_logged else logging.WARNING
             log.log(level, "token revocations: user service not reachable (%s); retrying", err.message)

@@ -59,7 +59,7 @@ async def cart_db(platform):
 
 
 async def ask_cart(platform, user_id):
-    return await platform.node.bus.request("cart", GetCart(user_id=user_id), timeout=2)
+    return await platform.node.requester.request("cart", GetCart(user_id=user_id), timeout=2)
 
 
 def order_paid(order_id, user_id, *bought):

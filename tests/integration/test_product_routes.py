@@ -358,12 +358,12 @@ async def test_get_product_request_answers_product_info_until_deleted(make_platf
     admin = await platform.admin_token()
     category = await new_category(platform, admin)
     product = await new_product(platform, admin, category["id"])
-    info = await platform.node.bus.request("product", GetProduct(id=product["id"]), timeout=2)
+    info = await platform.node.requester.request("product", GetProduct(id=product["id"]), timeout=2)
     assert (info.id, info.name, info.price, info.currency) == (product["id"], "Dune", 12.5, "USD")
 
     await platform.request("DELETE", f"/products/{product['id']}", token=admin)
     try:
-        await platform.node.bus.request("product", GetProduct(id=product["id"]), timeout=2)
+        await platform.node.requester.request("product", GetProduct(id=product["id"]), timeout=2)
     except NotFound as err:
         assert err.message == f"Product {product['id']} not found"
     else:

@@ -12,6 +12,7 @@ from mc_testkit import Platform, eventually, stop_platform
 from mc_testkit import test_settings as settings_for
 
 from microcommerce.actors.bus import LocalBus
+from microcommerce.actors.requests import LocalRequester
 from microcommerce.contracts.events import USER_EVENTS, EventEnvelope, utc_now_iso
 from microcommerce.contracts.user import USER_LOGGED_OUT
 from microcommerce.http.auth import Principal
@@ -84,12 +85,13 @@ async def test_logout_is_audited(make_platform):
 
 @asynccontextmanager
 async def nodes_on_one_bus() -> AsyncIterator[Callable[[list[str]], Awaitable[Platform]]]:
-    """Start nodes sharing one bus and one JWT secret, as separate processes of one deployment."""
-    bus = LocalBus()
+    """Start nodes sharing one bus, one requester and one JWT secret, as separate processes of one
+    deployment."""
+    bus, requester = LocalBus(), LocalRequester()
     started: list[Platform] = []
 
     async def start(services: list[str]) -> Platform:
-        node = Node(settings_for(services, jwt_secret=SECRET), services, bus=bus)
+        node = Node(settings_for(services, jwt_secret=SECRET), services, bus=bus, requester=requester)
         node.revocation_sync.RETRY_MAX_S = 0.05
         node.revocation_sync.REFRESH_S = 0.1
         await node.start()

@@ -1,10 +1,10 @@
-"""Requests through the bus trip a per-service circuit breaker on outages, not on answers."""
+"""Requests between services trip a per-service circuit breaker on outages, not on answers."""
 
 import asyncio
 
 import pytest
 
-from microcommerce.actors.bus import LocalBus
+from microcommerce.actors.requests import LocalRequester
 from microcommerce.errors import Conflict, ServiceUnavailable, UpstreamTimeout
 
 
@@ -22,37 +22,37 @@ class Endpoint:
 
 @pytest.mark.parametrize("outage", [UpstreamTimeout("slow"), ServiceUnavailable("down")])
 async def test_repeated_outages_open_the_circuit_then_calls_fail_fast(outage):
-    bus = LocalBus()
+    requester = LocalRequester()
     endpoint = Endpoint(outage)
-    bus.register_endpoint("stock", endpoint)
+    requester.register_endpoint("stock", endpoint)
     for _ in range(5):
         with pytest.raises(type(outage)):
-            await bus.request("stock", object(), timeout=1)
+            await requester.request("stock", object(), timeout=1)
     with pytest.raises(ServiceUnavailable, match="circuit open"):
-        await bus.request("stock", object(), timeout=1)
+        await requester.request("stock", object(), timeout=1)
     assert endpoint.calls == 5  # the sixth never reached the service
 
 
 async def test_business_answers_keep_the_circuit_closed():
-    bus = LocalBus()
+    requester = LocalRequester()
     endpoint = Endpoint(Conflict("out of stock"))
-    bus.register_endpoint("stock", endpoint)
+    requester.register_endpoint("stock", endpoint)
     for _ in range(10):
         with pytest.raises(Conflict):
-            await bus.request("stock", object(), timeout=1)
+            await requester.request("stock", object(), timeout=1)
     assert endpoint.calls == 10
-    assert bus.breaker("stock").state == "closed"
+    assert requester.breaker("stock").state == "closed"
 
 
 async def test_the_circuit_half_opens_after_the_reset_time():
-    bus = LocalBus()
+    requester = LocalRequester()
     endpoint = Endpoint(ServiceUnavailable("down"))
-    bus.register_endpoint("stock", endpoint)
-    bus.breaker("stock").reset_s = 0.05
+    requester.register_endpoint("stock", endpoint)
+    requester.breaker("stock").reset_s = 0.05
     for _ in range(5):
         with pytest.raises(ServiceUnavailable):
-            await bus.request("stock", object(), timeout=1)
+            await requester.request("stock", object(), timeout=1)
     await asyncio.sleep(0.06)
     endpoint.error = None
-    assert await bus.request("stock", object(), timeout=1) == "ok"
-    assert bus.breaker("stock").state == "closed"
+    assert await requester.request("stock", object(), timeout=1) == "ok"
+    assert requester.breaker("stock").state == "closed"
