@@ -8,14 +8,16 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
-from microcommerce.contracts.product import GetProduct
+from microcommerce.contracts.product import GetProduct, ProductInfo
 from microcommerce.errors import NotFound
 from microcommerce.http.app import ask
 from microcommerce.http.auth import require_role
 from microcommerce.http.body import int_param, json_response, query_value, read_json
+from microcommerce.http.openapi import Error, api
 from microcommerce.services.product import domain
 from microcommerce.services.product.domain import ImageInput
 from microcommerce.services.product.messages import (
+    CategoryView,
     CreateCategory,
     CreateProduct,
     DeleteProduct,
@@ -23,6 +25,8 @@ from microcommerce.services.product.messages import (
     ListCategories,
     ListProducts,
     ProductFilter,
+    ProductPage,
+    ProductView,
     UpdateProduct,
 )
 
@@ -60,14 +64,39 @@ class ProductPatchBody(msgspec.Struct):
     images: Images | UnsetType = UNSET
 
 
+class ProductQuery(msgspec.Struct):
+    categoryId: int | None = None
+    minPrice: float | None = None
+    maxPrice: float | None = None
+    page: int | None = None
+    pageSize: int | None = None
+    q: str | None = None
+
+
+class CategoryList(msgspec.Struct):
+    items: list[CategoryView]
+
+
+class Deleted(msgspec.Struct):
+    message: str
+    id: int
+
+
+class Exists(msgspec.Struct):
+    exists: bool
+
+
 EDITORS = ("admin", "supplier")
 
 
 # -- categories ----------------------------------------------------------------------------
+@api(summary="Every category", responses={200: CategoryList})
 async def list_categories(request: web.Request) -> web.Response:
     return json_response({"items": await ask(request, ListCategories())})
 
 
+@api(summary="Create a category", auth="admin", body=CategoryBody,
+     responses={201: CategoryView, 409: Error})
 async def create_category(request: web.Request) -> web.Response:
     require_role(request, "admin")
     body = await read_json(request, CategoryBody)
@@ -78,6 +107,7 @@ async def create_category(request: web.Request) -> web.Response:
 
 
 # -- products ------------------------------------------------------------------------------
+@api(summary="Products, filtered and paged", query=ProductQuery, responses={200: ProductPage})
 async def list_products(request: web.Request) -> web.Response:
     category_id = _positive_query_int(request, "categoryId")
     min_cents = _price_bound(request, "minPrice")
@@ -92,11 +122,14 @@ async def list_products(request: web.Request) -> web.Response:
     return json_response(await ask(request, listing))
 
 
+@api(summary="One product", responses={200: ProductView})
 async def get_product(request: web.Request) -> web.Response:
     product_id = int_param(request.match_info["id"], "id")
     return json_response(await ask(request, GetProductView(id=product_id)))
 
 
+@api(summary="Create a product", auth=EDITORS, body=ProductBody,
+     responses={201: ProductView, 404: Error, 409: Error})
 async def create_product(request: web.Request) -> web.Response:
     principal = require_role(request, *EDITORS)
     body = await read_json(request, ProductBody)
@@ -109,6 +142,8 @@ async def create_product(request: web.Request) -> web.Response:
     return json_response(product, 201)
 
 
+@api(summary="Change some fields of a product", auth=EDITORS, body=ProductPatchBody,
+     responses={200: ProductView, 409: Error})
 async def update_product(request: web.Request) -> web.Response:
     principal = require_role(request, *EDITORS)
     product_id = int_param(request.match_info["id"], "id")
@@ -126,6 +161,7 @@ async def update_product(request: web.Request) -> web.Response:
     return json_response(product)
 
 
+@api(summary="Delete a product", auth=EDITORS, responses={200: Deleted})
 async def delete_product(request: web.Request) -> web.Response:
     principal = require_role(request, *EDITORS)
     product_id = int_param(request.match_info["id"], "id")
@@ -134,11 +170,13 @@ async def delete_product(request: web.Request) -> web.Response:
 
 
 # -- internal (service token checked by the framework's internal guard) --------------------
+@api(summary="A product's name, price and category", internal=True, responses={200: ProductInfo})
 async def internal_product(request: web.Request) -> web.Response:
     product_id = int_param(request.match_info["id"], "id")
     return json_response(await ask(request, GetProduct(id=product_id)))
 
 
+@api(summary="Whether a product exists", internal=True, responses={200: Exists})
 async def internal_product_exists(request: web.Request) -> web.Response:
     product_id = int_param(request.match_info["id"], "id")
     try:

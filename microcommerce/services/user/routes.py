@@ -12,6 +12,7 @@ from microcommerce.errors import Forbidden, Unauthorized
 from microcommerce.http.app import SETTINGS, ask
 from microcommerce.http.auth import TOKEN_ISSUER, Principal, authenticate, require_role
 from microcommerce.http.body import int_param, json_response, query_value, read_json
+from microcommerce.http.openapi import Error, api
 from microcommerce.services.user import domain
 from microcommerce.services.user.messages import (
     ChangePassword,
@@ -70,6 +71,40 @@ class ResetBody(msgspec.Struct):
     newPassword: Password
 
 
+class PageQuery(msgspec.Struct):
+    limit: int | None = None
+    offset: int | None = None
+
+
+class LoginAnswer(msgspec.Struct):
+    token: str
+    user: UserView
+
+
+class SessionAnswer(msgspec.Struct):
+    user: UserView
+
+
+class MessageAnswer(msgspec.Struct):
+    message: str
+
+
+class PasswordChanged(msgspec.Struct):
+    message: str
+    token: str
+
+
+class UserList(msgspec.Struct):
+    users: list[UserView]
+    limit: int
+    offset: int
+
+
+class Deleted(msgspec.Struct):
+    message: str
+    id: int
+
+
 FORGOT_MESSAGE = "If that email is registered, a reset code has been sent"
 
 
@@ -82,6 +117,7 @@ def _principal(creds: Credentials) -> Principal:
     return Principal(id=user.id, role=user.role, email=user.email, name=user.name, tv=creds.tokenVersion)
 
 
+@api(summary="Register a shopper account", body=SignupBody, responses={201: UserView, 409: Error})
 async def signup(request: web.Request) -> web.Response:
     body = await read_json(request, SignupBody)
     email = domain.normalize_email(body.email)
@@ -90,6 +126,8 @@ async def signup(request: web.Request) -> web.Response:
     return json_response(user, 201)
 
 
+@api(summary="Exchange email and password for a bearer token", body=LoginBody,
+     responses={200: LoginAnswer, 401: Error, 403: Error})
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     creds: Credentials | None = await ask(request, GetCredentials(email=body.email.strip().lower()))
@@ -102,12 +140,15 @@ async def login(request: web.Request) -> web.Response:
     return json_response({"token": token, "user": creds.user})
 
 
+@api(summary="The caller's account", auth=True, responses={200: SessionAnswer, 404: Error})
 async def session(request: web.Request) -> web.Response:
     principal = authenticate(request)
     user = await ask(request, GetUser(id=principal.id))
     return json_response({"user": user})
 
 
+@api(summary="Mail a password-reset code (same answer whether the email exists)", body=ForgotBody,
+     responses={200: MessageAnswer})
 async def forgot_password(request: web.Request) -> web.Response:
     body = await read_json(request, ForgotBody)
     email = domain.normalize_email(body.email)
@@ -115,6 +156,8 @@ async def forgot_password(request: web.Request) -> web.Response:
     return json_response({"message": FORGOT_MESSAGE})
 
 
+@api(summary="Set a new password with a mailed code", body=OtpResetBody,
+     responses={200: MessageAnswer})
 async def reset_with_otp(request: web.Request) -> web.Response:
     body = await read_json(request, OtpResetBody)
     email = domain.normalize_email(body.email)
@@ -124,6 +167,8 @@ async def reset_with_otp(request: web.Request) -> web.Response:
     return json_response({"message": "Password has been reset"})
 
 
+@api(summary="Change the caller's password; answers a fresh token", auth=True, body=ResetBody,
+     responses={200: PasswordChanged, 404: Error})
 async def reset_password(request: web.Request) -> web.Response:
     principal = authenticate(request)
     body = await read_json(request, ResetBody)
@@ -140,6 +185,7 @@ async def reset_password(request: web.Request) -> web.Response:
     return json_response({"message": "Password updated", "token": issuer.issue(fresh)})
 
 
+@api(summary="Every user, paged", auth="admin", query=PageQuery, responses={200: UserList})
 async def list_users(request: web.Request) -> web.Response:
     require_role(request, "admin")
     limit = min(max(query_value(request, "limit", int, 100), 1), 500)
@@ -148,6 +194,8 @@ async def list_users(request: web.Request) -> web.Response:
     return json_response({"users": users, "limit": limit, "offset": offset})
 
 
+@api(summary="Create a user with any role", auth="admin", body=CreateUserBody,
+     responses={201: UserView, 409: Error})
 async def create_user(request: web.Request) -> web.Response:
     require_role(request, "admin")
     body = await read_json(request, CreateUserBody)
@@ -157,12 +205,15 @@ async def create_user(request: web.Request) -> web.Response:
     return json_response(user, 201)
 
 
+@api(summary="One user", auth=True, responses={200: UserView})
 async def get_user(request: web.Request) -> web.Response:
     authenticate(request)
     user = await ask(request, GetUser(id=int_param(request.match_info["id"], "id")))
     return json_response(user)
 
 
+@api(summary="Change a user (the owner; role and status: an admin)", auth=True, body=UpdateUserBody,
+     responses={200: UserView, 403: Error, 409: Error})
 async def update_user(request: web.Request) -> web.Response:
     principal = authenticate(request)
     user_id = int_param(request.match_info["id"], "id")
@@ -181,6 +232,7 @@ async def update_user(request: web.Request) -> web.Response:
     return json_response(user)
 
 
+@api(summary="Delete a user (the owner or an admin)", auth=True, responses={200: Deleted, 403: Error})
 async def delete_user(request: web.Request) -> web.Response:
     principal = authenticate(request)
     user_id = int_param(request.match_info["id"], "id")
