@@ -70,7 +70,7 @@ async def place_order(request: web.Request) -> web.Response:
     return json_response(order, 201)
 
 
-@api(summary="Order the whole cart", auth="user", responses={201: OrderView, 404: Error, 409: Error})
+@api(summary="Order the whole cart", auth="user", responses={201: OrderView, 400: Error, 404: Error, 409: Error})
 async def checkout(request: web.Request) -> web.Response:
     principal = require_role(request, "user")
     return json_response(await ask(request, CheckoutCart(user_id=principal.id)), 201)
