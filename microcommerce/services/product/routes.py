@@ -34,6 +34,10 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=5000)]
 Id = Annotated[int, msgspec.Meta(gt=0)]
 Stock = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+# Documentation only: `domain` checks these and says what is wrong in its own words.
+Price = Annotated[float, msgspec.Meta(extra_json_schema={"exclusiveMinimum": 0,
+                                                         "maximum": domain.MAX_PRICE_CENTS / 100})]
+Currency = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": "^[A-Za-z]{3}$"})]
 Images = Annotated[list[str | ImageInput], msgspec.Meta(max_length=domain.MAX_IMAGES)]
 
 
@@ -45,10 +49,10 @@ class CategoryBody(msgspec.Struct):
 class ProductBody(msgspec.Struct):
     categoryId: Id
     name: Name
-    price: float
+    price: Price
     stockQuantity: Stock
     description: Description = ""
-    currency: str = domain.DEFAULT_CURRENCY
+    currency: Currency = domain.DEFAULT_CURRENCY
     images: Images = []
 
 
@@ -58,8 +62,8 @@ class ProductPatchBody(msgspec.Struct):
     categoryId: Id | UnsetType = UNSET
     name: Name | UnsetType = UNSET
     description: Description | UnsetType = UNSET
-    price: float | UnsetType = UNSET
-    currency: str | UnsetType = UNSET
+    price: Price | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
     stockQuantity: Stock | UnsetType = UNSET
     images: Images | UnsetType = UNSET
 

@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 
 from microcommerce.actors.cpu import run_cpu
-from microcommerce.errors import Forbidden, Unauthorized
+from microcommerce.errors import BadRequest, Forbidden, Unauthorized
 from microcommerce.http.app import SETTINGS, ask
 from microcommerce.http.auth import TOKEN_ISSUER, Principal, authenticate, require_role
 from microcommerce.http.body import int_param, json_response, query_value, read_json
@@ -30,7 +30,7 @@ from microcommerce.services.user.messages import (
 )
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=255)]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=255, extra_json_schema={"format": "email"})]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
 
 
@@ -109,6 +109,8 @@ FORGOT_MESSAGE = "If that email is registered, a reset code has been sent"
 
 
 async def _hash(request: web.Request, password: str) -> str:
+    if len(password.encode()) > 72:  # bcrypt refuses more (a ValueError, so a 500)
+        raise BadRequest("password must be at most 72 bytes (UTF-8)")
     return await run_cpu(domain.hash_password, password, request.app[SETTINGS].password_hash_cost)
 
 
