@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from microcommerce.actors.bus import EventBus
@@ -12,10 +13,12 @@ from microcommerce.actors.system import ActorSystem
 from microcommerce.config import Settings
 from microcommerce.contracts.audit import HTTP_ACTIVITY, HttpActivity
 from microcommerce.contracts.events import AUDIT_EVENTS, new_event
+from microcommerce.http import apidocs
 from microcommerce.http import middlewares as mw
 from microcommerce.http.auth import TOKEN_ISSUER, TokenIssuer
 from microcommerce.http.body import json_response
 from microcommerce.http.metrics import HttpMetrics
+from microcommerce.http.openapi import Raw, api
 
 SYSTEM = web.AppKey("system", ActorSystem)
 SETTINGS = web.AppKey("settings", Settings)
@@ -24,6 +27,12 @@ NODE = web.AppKey("node", object)  # the Node serving this app (typed loosely: n
 HEALTH_CHECK = web.AppKey("health_check", Callable[[], Awaitable[dict[str, Any]]])
 MAX_BODY_BYTES = 1024 * 1024
 QUIET_PATHS = ("/health", "/metrics")
+
+
+class HealthReport(msgspec.Struct):
+    service: str
+    status: str  # up | down
+    checks: dict[str, Any]
 
 
 def create_app(
@@ -63,6 +72,7 @@ def create_app(
         from microcommerce.http.dead_letters import setup_dead_letter_routes  # imports `ask` below
 
         setup_dead_letter_routes(app)
+    apidocs.setup(app, service)
     if setup_routes is not None:
         setup_routes(app)
     return app
@@ -74,6 +84,8 @@ async def ask(request: web.Request, command: Any, *, timeout: float | None = Non
 
 
 def _health(service: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @api(summary="Liveness and readiness of this service", responses={200: HealthReport, 503: HealthReport},
+         rate_limited=False)
     async def health(request: web.Request) -> web.Response:
         check = request.app.get(HEALTH_CHECK)
         report: dict[str, Any] = {"status": "up", "checks": {}}
@@ -85,6 +97,7 @@ def _health(service: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     return health
 
 
+@api(summary="Prometheus metrics", responses={200: Raw("text/plain")}, rate_limited=False)
 async def _metrics(request: web.Request) -> web.Response:
     system = request.app.get(SYSTEM)
     runtime: dict[str, float | int] = {}

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
@@ -16,6 +16,7 @@ from microcommerce.errors import BadRequest
 from microcommerce.http.app import ask
 from microcommerce.http.auth import require_role
 from microcommerce.http.body import json_response, query_value, read_json
+from microcommerce.http.openapi import api
 
 Topic = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 LetterId = Annotated[int, msgspec.Meta(gt=0, le=2**53)]
@@ -27,6 +28,22 @@ class RedriveBody(msgspec.Struct, forbid_unknown_fields=True):
     topic: Topic | None = None
 
 
+class DeadLetterQuery(msgspec.Struct):
+    topic: Topic | None = None
+    status: Literal["parked", "redrive-requested", "redriven"] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+
+
+class DeadLetterList(msgspec.Struct):
+    items: list[dlq.DeadLetter]
+
+
+class RedriveAnswer(msgspec.Struct):
+    requested: int
+
+
+@api(summary="Events this service's consumers parked after EVENT_MAX_ATTEMPTS failures", auth="admin",
+     query=DeadLetterQuery, responses={200: DeadLetterList})
 async def list_dead_letters(request: web.Request) -> web.Response:
     require_role(request, "admin")
     status = request.query.get("status")
@@ -40,6 +57,8 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     return json_response({"items": letters})
 
 
+@api(summary="Send parked events back to this service's consumers (applied at most once)",
+     auth="admin", body=RedriveBody, responses={202: RedriveAnswer})
 async def redrive_dead_letters(request: web.Request) -> web.Response:
     require_role(request, "admin")
     body = await read_json(request, RedriveBody)

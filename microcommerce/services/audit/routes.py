@@ -8,8 +8,27 @@ from aiohttp import web
 from microcommerce.http.app import ask
 from microcommerce.http.auth import authenticate, require_role
 from microcommerce.http.body import json_response, query_value
+from microcommerce.http.openapi import api
 from microcommerce.services.audit import domain
-from microcommerce.services.audit.messages import ListAuditLogs
+from microcommerce.services.audit.messages import AuditPage, ListAuditLogs
+
+
+class AuditQuery(msgspec.Struct):
+    """The query parameters of both log routes (read by `_filters`)."""
+
+    page: int | None = None
+    limit: int | None = None
+    logType: str | None = None
+    serviceName: str | None = None
+    actorUserId: int | None = None
+    actorRole: str | None = None
+    severity: str | None = None
+    httpMethod: str | None = None
+    httpStatus: int | None = None
+    eventType: str | None = None
+    occurredFrom: str | None = msgspec.field(default=None, name="from")
+    occurredTo: str | None = msgspec.field(default=None, name="to")
+    q: str | None = None
 
 
 def _filters(request: web.Request) -> domain.AuditFilters:
@@ -31,11 +50,14 @@ def _filters(request: web.Request) -> domain.AuditFilters:
     )
 
 
+@api(summary="The audit log, filtered and paged (admin)", auth="admin", query=AuditQuery,
+     responses={200: AuditPage})
 async def list_logs(request: web.Request) -> web.Response:
     require_role(request, "admin")
     return json_response(await ask(request, ListAuditLogs(filters=_filters(request))))
 
 
+@api(summary="The caller's own audit records", auth=True, query=AuditQuery, responses={200: AuditPage})
 async def my_logs(request: web.Request) -> web.Response:
     """The caller's own records; the other filters apply too, but never someone else's id."""
     principal = authenticate(request)

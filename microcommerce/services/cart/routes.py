@@ -7,10 +7,11 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from microcommerce.contracts.cart import GetCart
+from microcommerce.contracts.cart import CartView, GetCart
 from microcommerce.http.app import ask
 from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
 from microcommerce.http.body import int_param, json_response, read_json
+from microcommerce.http.openapi import Error, api
 from microcommerce.services.cart.domain import MAX_LINE_QUANTITY
 from microcommerce.services.cart.messages import AddItem, ClearCart, RemoveItem, SetItemQuantity
 
@@ -31,11 +32,14 @@ def _product_id(request: web.Request) -> int:
     return int_param(request.match_info["productId"], "productId")
 
 
+@api(summary="The caller's cart", auth=True, responses={200: CartView, 404: Error})
 async def my_cart(request: web.Request) -> web.Response:
     principal = authenticate(request)
     return json_response(await ask(request, GetCart(user_id=principal.id)))
 
 
+@api(summary="Add units of a product to the caller's cart", auth=SHOPPER, body=AddItemBody,
+     responses={201: CartView, 404: Error, 409: Error})
 async def add_item(request: web.Request) -> web.Response:
     principal = require_role(request, SHOPPER)
     body = await read_json(request, AddItemBody)
@@ -43,6 +47,8 @@ async def add_item(request: web.Request) -> web.Response:
     return json_response(cart, 201)
 
 
+@api(summary="Set the quantity of a cart line", auth=SHOPPER, body=QuantityBody,
+     responses={200: CartView, 409: Error})
 async def set_item_quantity(request: web.Request) -> web.Response:
     principal = require_role(request, SHOPPER)
     product_id = _product_id(request)
@@ -52,17 +58,20 @@ async def set_item_quantity(request: web.Request) -> web.Response:
     return json_response(cart)
 
 
+@api(summary="Remove a line from the caller's cart", auth=SHOPPER, responses={200: CartView})
 async def remove_item(request: web.Request) -> web.Response:
     principal = require_role(request, SHOPPER)
     cart = await ask(request, RemoveItem(user_id=principal.id, product_id=_product_id(request)))
     return json_response(cart)
 
 
+@api(summary="Empty the caller's cart", auth=SHOPPER, responses={200: CartView, 404: Error})
 async def clear_cart(request: web.Request) -> web.Response:
     principal = require_role(request, SHOPPER)
     return json_response(await ask(request, ClearCart(user_id=principal.id)))
 
 
+@api(summary="A user's cart (the owner or an admin)", auth=True, responses={200: CartView, 403: Error})
 async def user_cart(request: web.Request) -> web.Response:
     user_id = int_param(request.match_info["userId"], "userId")
     require_owner_or_admin(request, user_id)

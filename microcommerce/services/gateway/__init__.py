@@ -15,9 +15,11 @@ from aiohttp import web
 
 from microcommerce.actors.breaker import CircuitBreaker
 from microcommerce.errors import NotFound, ServiceUnavailable, UpstreamTimeout
+from microcommerce.http.apidocs import DOCUMENT_SOURCE
 from microcommerce.http.app import HEALTH_CHECK, NODE, SETTINGS
 from microcommerce.http.auth import LOGOUT_PATH, authenticate
 from microcommerce.http.middlewares import GUARD_INTERNAL, INTERNAL_TOKEN_HEADER, REQUEST_ID
+from microcommerce.http.openapi import add_gateway_errors, api, build_document, merge_documents
 from microcommerce.services import ServiceSpec
 
 ROUTES = {
@@ -35,6 +37,7 @@ DROPPED_REQUEST_HEADERS = {"host", "connection", "keep-alive", "transfer-encodin
                            INTERNAL_TOKEN_HEADER.lower()}
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 BREAKERS = web.AppKey("breakers", dict)
+DOCUMENT_CACHE = web.AppKey("gateway_document", dict)
 
 
 # With EXPOSE_INTERNAL, /internal/* routes by these patterns (first match wins): several
@@ -55,6 +58,7 @@ def target_service(path: str) -> str | None:
     return ROUTES.get(first)
 
 
+@api(hidden=True)  # documented by the services it forwards to
 async def proxy(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     if request.path.startswith("/internal/") and not settings.expose_internal:
@@ -137,8 +141,40 @@ async def _downstream_health(app: web.Application) -> dict:
     return {"status": "up", "overall": status, "checks": {"gateway": "up", "services": results}}
 
 
+async def public_document(request: web.Request) -> dict:
+    """The gateway's own routes and every service's public ones; built once all services answer."""
+    cache = request.app[DOCUMENT_CACHE]
+    if "document" in cache:
+        return cache["document"]
+    documents = {"gateway": build_document(request.app, "gateway")}
+    for service in sorted(set(ROUTES.values())):
+        document = await _service_document(request.app, service)
+        if document is not None:
+            documents[service] = add_gateway_errors(document)
+    merged = merge_documents(documents, lambda service, path: (
+        service == "gateway" or target_service(path) == service))
+    if len(documents) == len(set(ROUTES.values())) + 1:
+        cache["document"] = merged
+    return merged
+
+
+async def _service_document(app: web.Application, service: str) -> dict | None:
+    runtime = app[NODE].services.get(service)
+    if runtime is not None:
+        return build_document(runtime.app, service, include_internal=False)
+    settings = app[SETTINGS]
+    try:
+        async with app[SESSION].get(settings.url_of(service) + "/openapi.json",
+                                    timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            return await resp.json() if resp.status == 200 else None
+    except (TimeoutError, aiohttp.ClientError, ValueError):
+        return None  # that service is left out until it answers
+
+
 def setup_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(_client_session)
+    app[DOCUMENT_SOURCE] = public_document
+    app[DOCUMENT_CACHE] = {}
     app[HEALTH_CHECK] = lambda: _downstream_health(app)
     app[GUARD_INTERNAL] = False  # proxy() hides /internal/* from outside: 404, not the guard's 403
     app.router.add_route("*", "/{tail:.*}", proxy)

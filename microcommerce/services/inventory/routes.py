@@ -14,10 +14,12 @@ from microcommerce.contracts.inventory import (
     Reservation,
     ReserveLine,
     ReserveStock,
+    StockLevel,
 )
 from microcommerce.http.app import ask
 from microcommerce.http.auth import require_role
 from microcommerce.http.body import MAX_QUANTITY, int_param, json_response, read_json
+from microcommerce.http.openapi import Error, api
 from microcommerce.services.inventory.messages import ReleaseExpired, ReleaseReservation, SetStock
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -39,11 +41,18 @@ class OrderReservations(msgspec.Struct):
     reservations: list[Reservation]
 
 
+class Released(msgspec.Struct):
+    released: int
+
+
+@api(summary="Stock levels of a product", responses={200: StockLevel})
 async def get_stock(request: web.Request) -> web.Response:
     product_id = int_param(request.match_info["productId"], "productId")
     return json_response(await ask(request, GetStock(product_id=product_id)))
 
 
+@api(summary="Set a product's total stock", auth=("admin", "supplier"), body=StockBody,
+     responses={200: StockLevel, 409: Error})
 async def set_stock(request: web.Request) -> web.Response:
     principal = require_role(request, "admin", "supplier")
     product_id = int_param(request.match_info["productId"], "productId")
@@ -53,6 +62,8 @@ async def set_stock(request: web.Request) -> web.Response:
     return json_response(level)
 
 
+@api(summary="Reserve stock for an order line", internal=True, body=ReservationBody,
+     responses={201: Reservation, 404: Error, 409: Error})
 async def reserve(request: web.Request) -> web.Response:
     body = await read_json(request, ReservationBody)
     reservations: list[Reservation] = await ask(request, ReserveStock(
@@ -60,23 +71,28 @@ async def reserve(request: web.Request) -> web.Response:
     return json_response(reservations[0], 201)
 
 
+@api(summary="Release one reservation", internal=True, responses={200: Reservation})
 async def release_reservation(request: web.Request) -> web.Response:
     reservation_id = int_param(request.match_info["id"], "id")
     return json_response(await ask(request, ReleaseReservation(reservation_id=reservation_id)))
 
 
+@api(summary="Release an order's reservations", internal=True, responses={200: OrderReservations})
 async def release_order(request: web.Request) -> web.Response:
     order_id = int_param(request.match_info["orderId"], "orderId")
     reservations = await ask(request, ReleaseOrderStock(order_id=order_id, reason="cancelled"))
     return json_response(OrderReservations(order_id, reservations))
 
 
+@api(summary="Confirm an order's reservations (stock sold)", internal=True,
+     responses={200: OrderReservations, 409: Error})
 async def confirm_order(request: web.Request) -> web.Response:
     order_id = int_param(request.match_info["orderId"], "orderId")
     reservations = await ask(request, ConfirmOrderStock(order_id=order_id))
     return json_response(OrderReservations(order_id, reservations))
 
 
+@api(summary="Release every expired reservation", internal=True, responses={200: Released})
 async def release_expired(request: web.Request) -> web.Response:
     return json_response({"released": await ask(request, ReleaseExpired())})
 

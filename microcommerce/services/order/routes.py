@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from microcommerce.contracts.order import MarkOrderPaid
+from microcommerce.contracts.order import MarkOrderPaid, OrderSummary
 from microcommerce.errors import Forbidden
 from microcommerce.http.app import ask
 from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
@@ -20,6 +20,7 @@ from microcommerce.http.body import (
     read_json,
 )
 from microcommerce.http.idempotency import idempotency_key
+from microcommerce.http.openapi import Error, api
 from microcommerce.services.order import domain
 from microcommerce.services.order.messages import (
     CancelOrder,
@@ -48,10 +49,27 @@ class MarkPaidBody(msgspec.Struct):
     paymentId: PositiveInt
 
 
+class PageQuery(msgspec.Struct):
+    limit: int | None = None
+    offset: int | None = None
+
+
+class OrderList(msgspec.Struct):
+    orders: list[OrderView]
+    limit: int
+    offset: int
+
+
+class Exists(msgspec.Struct):
+    exists: bool
+
+
 def _order_id(request: web.Request) -> int:
     return int_param(request.match_info["orderId"], "orderId")
 
 
+@api(summary="Order one product from the caller's cart", auth="user", body=PlaceOrderBody,
+     responses={201: OrderView, 404: Error, 409: Error})
 async def place_order(request: web.Request) -> web.Response:
     principal = require_role(request, "user")
     key = await idempotency_key(request)
@@ -61,6 +79,7 @@ async def place_order(request: web.Request) -> web.Response:
     return json_response(order, 201)
 
 
+@api(summary="Order the whole cart", auth="user", responses={201: OrderView, 400: Error, 404: Error, 409: Error})
 async def checkout(request: web.Request) -> web.Response:
     principal = require_role(request, "user")
     key = await idempotency_key(request)
@@ -74,16 +93,20 @@ async def _list(request: web.Request, user_id: int) -> web.Response:
     return json_response({"orders": orders, "limit": limit, "offset": offset})
 
 
+@api(summary="The caller's orders, newest first", auth=True, query=PageQuery, responses={200: OrderList})
 async def my_orders(request: web.Request) -> web.Response:
     return await _list(request, authenticate(request).id)
 
 
+@api(summary="A user's orders (the owner or an admin)", auth=True, query=PageQuery,
+     responses={200: OrderList, 403: Error})
 async def user_orders(request: web.Request) -> web.Response:
     user_id = int_param(request.match_info["userId"], "userId")
     require_owner_or_admin(request, user_id)
     return await _list(request, user_id)
 
 
+@api(summary="One order (the owner or an admin)", auth=True, responses={200: OrderView, 403: Error})
 async def get_order(request: web.Request) -> web.Response:
     principal = authenticate(request)
     order: OrderView = await ask(request, GetOrder(order_id=_order_id(request)))
@@ -92,6 +115,8 @@ async def get_order(request: web.Request) -> web.Response:
     return json_response(order)
 
 
+@api(summary="Cancel an order (the owner or an admin)", auth=True,
+     responses={200: OrderView, 403: Error, 409: Error})
 async def cancel_order(request: web.Request) -> web.Response:
     principal = authenticate(request)
     order = await ask(request, CancelOrder(order_id=_order_id(request), actor_id=principal.id,
@@ -99,6 +124,8 @@ async def cancel_order(request: web.Request) -> web.Response:
     return json_response(order)
 
 
+@api(summary="Move an order to another status", auth="admin", body=StatusBody,
+     responses={200: OrderView, 409: Error})
 async def change_status(request: web.Request) -> web.Response:
     principal = require_role(request, "admin")
     order_id = _order_id(request)
@@ -108,10 +135,13 @@ async def change_status(request: web.Request) -> web.Response:
     return json_response(order)
 
 
+@api(summary="Whether an order exists", internal=True, responses={200: Exists})
 async def order_exists(request: web.Request) -> web.Response:
     return json_response({"exists": await ask(request, OrderExists(order_id=_order_id(request)))})
 
 
+@api(summary="Mark an order paid", internal=True, body=MarkPaidBody,
+     responses={200: OrderSummary, 409: Error})
 async def mark_paid(request: web.Request) -> web.Response:
     order_id = _order_id(request)
     body = await read_json(request, MarkPaidBody)

@@ -10,6 +10,7 @@ from aiohttp import web
 from microcommerce.http.app import ask
 from microcommerce.http.auth import authenticate, require_owner_or_admin, require_role
 from microcommerce.http.body import MAX_OFFSET, decode_as, int_param, json_response, query_int
+from microcommerce.http.openapi import Error, api
 from microcommerce.services.payment import domain, idempotency
 from microcommerce.services.payment.messages import (
     ChargeAnswer,
@@ -37,12 +38,36 @@ class RefundBody(msgspec.Struct):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "requested_by_admin"
 
 
+class PageQuery(msgspec.Struct):
+    limit: int | None = None
+    offset: int | None = None
+
+
+class PaymentList(msgspec.Struct):
+    payments: list[PaymentView]
+    limit: int
+    offset: int
+
+
+class OrderPayments(msgspec.Struct):
+    orderId: int
+    payments: list[PaymentView]
+
+
+class DeclinedPayment(PaymentView, frozen=True):
+    """A declined charge: the failed payment, and why in words."""
+
+    message: str
+
+
 async def _optional_body(request: web.Request, kind: type[Any]) -> Any:
     """Every field of these bodies is optional, so an empty body means all defaults."""
     raw = await request.read()
     return decode_as(raw, kind) if raw.strip() else kind()
 
 
+@api(summary="Charge the caller's pending order", auth="user", body=ChargeBody, body_required=False,
+     responses={201: PaymentView, 402: DeclinedPayment, 403: Error, 404: Error, 409: Error})
 async def charge_order(request: web.Request) -> web.Response:
     """Charge the caller's pending order with the order's own amount.
 
@@ -67,6 +92,8 @@ async def charge_order(request: web.Request) -> web.Response:
     return web.Response(body=bytes(answer.body), status=answer.status, content_type="application/json")
 
 
+@api(summary="The caller's payments, newest first", auth=True, query=PageQuery,
+     responses={200: PaymentList})
 async def my_payments(request: web.Request) -> web.Response:
     principal = authenticate(request)
     limit = query_int(request, "limit", 50, high=200)
@@ -75,6 +102,7 @@ async def my_payments(request: web.Request) -> web.Response:
     return json_response({"payments": payments, "limit": limit, "offset": offset})
 
 
+@api(summary="One payment (the owner or an admin)", auth=True, responses={200: PaymentView, 403: Error})
 async def get_payment(request: web.Request) -> web.Response:
     authenticate(request)
     payment: PaymentView = await ask(request, GetPayment(
@@ -83,6 +111,8 @@ async def get_payment(request: web.Request) -> web.Response:
     return json_response(payment)
 
 
+@api(summary="Refund a succeeded payment", auth="admin", body=RefundBody, body_required=False,
+     responses={200: PaymentView, 409: Error})
 async def refund_payment(request: web.Request) -> web.Response:
     """Admin: succeeded → refunded (PAYMENT_REFUNDED); any other status → 409."""
     require_role(request, "admin")
@@ -92,6 +122,8 @@ async def refund_payment(request: web.Request) -> web.Response:
     return json_response(payment)
 
 
+@api(summary="Every payment of an order, oldest first", internal=True,
+     responses={200: OrderPayments})
 async def order_payments(request: web.Request) -> web.Response:
     """Internal: every payment of an order, oldest first."""
     order_id = int_param(request.match_info["orderId"], "orderId")
@@ -99,6 +131,8 @@ async def order_payments(request: web.Request) -> web.Response:
     return json_response({"orderId": order_id, "payments": payments})
 
 
+@api(summary="Settle pending charges with the providers now", internal=True,
+     responses={200: ReconcileReport})
 async def reconcile(request: web.Request) -> web.Response:
     """Internal: settle pending charges with the providers now (it also runs on a timer)."""
     report: ReconcileReport = await ask(request, ReconcilePayments())

@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
-from microcommerce.contracts.product import GetProduct
+from microcommerce.contracts.product import GetProduct, ProductInfo
 from microcommerce.errors import NotFound
 from microcommerce.http.app import ask
 from microcommerce.http.auth import require_role
@@ -20,9 +20,11 @@ from microcommerce.http.body import (
     query_value,
     read_json,
 )
+from microcommerce.http.openapi import Error, api
 from microcommerce.services.product import domain
 from microcommerce.services.product.domain import ImageInput
 from microcommerce.services.product.messages import (
+    CategoryView,
     CreateCategory,
     CreateProduct,
     DeleteProduct,
@@ -30,6 +32,8 @@ from microcommerce.services.product.messages import (
     ListCategories,
     ListProducts,
     ProductFilter,
+    ProductPage,
+    ProductView,
     UpdateProduct,
 )
 
@@ -37,6 +41,10 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=5000)]
 Id = Annotated[int, msgspec.Meta(gt=0)]
 Stock = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+# Documentation only: `domain` checks these and says what is wrong in its own words.
+Price = Annotated[float, msgspec.Meta(extra_json_schema={"exclusiveMinimum": 0,
+                                                         "maximum": domain.MAX_PRICE_CENTS / 100})]
+Currency = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": "^[A-Za-z]{3}$"})]
 Images = Annotated[list[str | ImageInput], msgspec.Meta(max_length=domain.MAX_IMAGES)]
 
 
@@ -48,10 +56,10 @@ class CategoryBody(msgspec.Struct):
 class ProductBody(msgspec.Struct):
     categoryId: Id
     name: Name
-    price: float
+    price: Price
     stockQuantity: Stock
     description: Description = ""
-    currency: str = domain.DEFAULT_CURRENCY
+    currency: Currency = domain.DEFAULT_CURRENCY
     images: Images = []
 
 
@@ -61,20 +69,45 @@ class ProductPatchBody(msgspec.Struct):
     categoryId: Id | UnsetType = UNSET
     name: Name | UnsetType = UNSET
     description: Description | UnsetType = UNSET
-    price: float | UnsetType = UNSET
-    currency: str | UnsetType = UNSET
+    price: Price | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
     stockQuantity: Stock | UnsetType = UNSET
     images: Images | UnsetType = UNSET
+
+
+class ProductQuery(msgspec.Struct):
+    categoryId: int | None = None
+    minPrice: float | None = None
+    maxPrice: float | None = None
+    page: int | None = None
+    pageSize: int | None = None
+    q: str | None = None
+
+
+class CategoryList(msgspec.Struct):
+    items: list[CategoryView]
+
+
+class Deleted(msgspec.Struct):
+    message: str
+    id: int
+
+
+class Exists(msgspec.Struct):
+    exists: bool
 
 
 EDITORS = ("admin", "supplier")
 
 
 # -- categories ----------------------------------------------------------------------------
+@api(summary="Every category", responses={200: CategoryList})
 async def list_categories(request: web.Request) -> web.Response:
     return json_response({"items": await ask(request, ListCategories())})
 
 
+@api(summary="Create a category", auth="admin", body=CategoryBody,
+     responses={201: CategoryView, 409: Error})
 async def create_category(request: web.Request) -> web.Response:
     require_role(request, "admin")
     body = await read_json(request, CategoryBody)
@@ -85,6 +118,7 @@ async def create_category(request: web.Request) -> web.Response:
 
 
 # -- products ------------------------------------------------------------------------------
+@api(summary="Products, filtered and paged", query=ProductQuery, responses={200: ProductPage})
 async def list_products(request: web.Request) -> web.Response:
     category_id = _positive_query_int(request, "categoryId")
     min_cents = _price_bound(request, "minPrice")
@@ -100,11 +134,14 @@ async def list_products(request: web.Request) -> web.Response:
     return json_response(await ask(request, listing))
 
 
+@api(summary="One product", responses={200: ProductView})
 async def get_product(request: web.Request) -> web.Response:
     product_id = int_param(request.match_info["id"], "id")
     return json_response(await ask(request, GetProductView(id=product_id)))
 
 
+@api(summary="Create a product", auth=EDITORS, body=ProductBody,
+     responses={201: ProductView, 404: Error, 409: Error})
 async def create_product(request: web.Request) -> web.Response:
     principal = require_role(request, *EDITORS)
     body = await read_json(request, ProductBody)
@@ -117,6 +154,8 @@ async def create_product(request: web.Request) -> web.Response:
     return json_response(product, 201)
 
 
+@api(summary="Change some fields of a product", auth=EDITORS, body=ProductPatchBody,
+     responses={200: ProductView, 409: Error})
 async def update_product(request: web.Request) -> web.Response:
     principal = require_role(request, *EDITORS)
     product_id = int_param(request.match_info["id"], "id")
@@ -134,6 +173,7 @@ async def update_product(request: web.Request) -> web.Response:
     return json_response(product)
 
 
+@api(summary="Delete a product", auth=EDITORS, responses={200: Deleted})
 async def delete_product(request: web.Request) -> web.Response:
     principal = require_role(request, *EDITORS)
     product_id = int_param(request.match_info["id"], "id")
@@ -142,11 +182,13 @@ async def delete_product(request: web.Request) -> web.Response:
 
 
 # -- internal (service token checked by the framework's internal guard) --------------------
+@api(summary="A product's name, price and category", internal=True, responses={200: ProductInfo})
 async def internal_product(request: web.Request) -> web.Response:
     product_id = int_param(request.match_info["id"], "id")
     return json_response(await ask(request, GetProduct(id=product_id)))
 
 
+@api(summary="Whether a product exists", internal=True, responses={200: Exists})
 async def internal_product_exists(request: web.Request) -> web.Response:
     product_id = int_param(request.match_info["id"], "id")
     try:

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
 from microcommerce.http.app import ask
 from microcommerce.http.body import json_response, query_value
+from microcommerce.http.openapi import api
 from microcommerce.services.search import domain
-from microcommerce.services.search.messages import SearchProducts
+from microcommerce.services.search.messages import SearchPage, SearchProducts
 
 
+class SearchQuery(msgspec.Struct):
+    q: str | None = None
+    categoryId: int | None = None
+    minPrice: float | None = None
+    maxPrice: float | None = None
+    inStock: bool | None = None
+    page: int | None = None
+    pageSize: int | None = None
+
+
+@api(summary="Search products by text, category, price and stock", query=SearchQuery,
+     responses={200: SearchPage})
 async def search_products(request: web.Request) -> web.Response:
     query = request.query
     filters = domain.search_filters(

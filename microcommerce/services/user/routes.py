@@ -19,6 +19,7 @@ from microcommerce.http.auth import (
     require_role,
 )
 from microcommerce.http.body import MAX_OFFSET, int_param, json_response, query_int, read_json
+from microcommerce.http.openapi import Error, api
 from microcommerce.services.user import domain
 from microcommerce.services.user.messages import (
     ChangePassword,
@@ -37,7 +38,7 @@ from microcommerce.services.user.messages import (
 )
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=255)]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=255, extra_json_schema={"format": "email"})]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
 
 
@@ -78,6 +79,40 @@ class ResetBody(msgspec.Struct):
     newPassword: Password
 
 
+class PageQuery(msgspec.Struct):
+    limit: int | None = None
+    offset: int | None = None
+
+
+class LoginAnswer(msgspec.Struct):
+    token: str
+    user: UserView
+
+
+class SessionAnswer(msgspec.Struct):
+    user: UserView
+
+
+class MessageAnswer(msgspec.Struct):
+    message: str
+
+
+class PasswordChanged(msgspec.Struct):
+    message: str
+    token: str
+
+
+class UserList(msgspec.Struct):
+    users: list[UserView]
+    limit: int
+    offset: int
+
+
+class Deleted(msgspec.Struct):
+    message: str
+    id: int
+
+
 FORGOT_MESSAGE = "If that email is registered, a reset code has been sent"
 
 
@@ -90,6 +125,7 @@ def _principal(creds: Credentials) -> Principal:
     return Principal(id=user.id, role=user.role, email=user.email, name=user.name, tv=creds.tokenVersion)
 
 
+@api(summary="Register a shopper account", body=SignupBody, responses={201: UserView, 409: Error})
 async def signup(request: web.Request) -> web.Response:
     body = await read_json(request, SignupBody)
     email = domain.normalize_email(body.email)
@@ -98,6 +134,8 @@ async def signup(request: web.Request) -> web.Response:
     return json_response(user, 201)
 
 
+@api(summary="Exchange email and password for a bearer token", body=LoginBody,
+     responses={200: LoginAnswer, 401: Error, 403: Error})
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     creds: Credentials | None = await ask(request, GetCredentials(email=body.email.strip().lower()))
@@ -110,6 +148,8 @@ async def login(request: web.Request) -> web.Response:
     return json_response({"token": token, "user": creds.user})
 
 
+@api(summary="Log out: this token stops working everywhere", auth=True,
+     responses={200: MessageAnswer})
 async def logout(request: web.Request) -> web.Response:
     """Revoke the caller's token everywhere (durably). A token already revoked may log out again."""
     issuer = request.app[TOKEN_ISSUER]
@@ -119,12 +159,15 @@ async def logout(request: web.Request) -> web.Response:
     return json_response({"message": "Logged out"})
 
 
+@api(summary="The caller's account", auth=True, responses={200: SessionAnswer, 404: Error})
 async def session(request: web.Request) -> web.Response:
     principal = authenticate(request)
     user = await ask(request, GetUser(id=principal.id))
     return json_response({"user": user})
 
 
+@api(summary="Mail a password-reset code (same answer whether the email exists)", body=ForgotBody,
+     responses={200: MessageAnswer})
 async def forgot_password(request: web.Request) -> web.Response:
     body = await read_json(request, ForgotBody)
     email = domain.normalize_email(body.email)
@@ -132,6 +175,8 @@ async def forgot_password(request: web.Request) -> web.Response:
     return json_response({"message": FORGOT_MESSAGE})
 
 
+@api(summary="Set a new password with a mailed code", body=OtpResetBody,
+     responses={200: MessageAnswer})
 async def reset_with_otp(request: web.Request) -> web.Response:
     body = await read_json(request, OtpResetBody)
     email = domain.normalize_email(body.email)
@@ -141,6 +186,8 @@ async def reset_with_otp(request: web.Request) -> web.Response:
     return json_response({"message": "Password has been reset"})
 
 
+@api(summary="Change the caller's password; answers a fresh token", auth=True, body=ResetBody,
+     responses={200: PasswordChanged, 404: Error})
 async def reset_password(request: web.Request) -> web.Response:
     principal = authenticate(request)
     body = await read_json(request, ResetBody)
@@ -157,6 +204,7 @@ async def reset_password(request: web.Request) -> web.Response:
     return json_response({"message": "Password updated", "token": issuer.issue(fresh)})
 
 
+@api(summary="Every user, paged", auth="admin", query=PageQuery, responses={200: UserList})
 async def list_users(request: web.Request) -> web.Response:
     require_role(request, "admin")
     limit = query_int(request, "limit", 100, high=500)
@@ -165,6 +213,8 @@ async def list_users(request: web.Request) -> web.Response:
     return json_response({"users": users, "limit": limit, "offset": offset})
 
 
+@api(summary="Create a user with any role", auth="admin", body=CreateUserBody,
+     responses={201: UserView, 409: Error})
 async def create_user(request: web.Request) -> web.Response:
     require_role(request, "admin")
     body = await read_json(request, CreateUserBody)
@@ -174,12 +224,15 @@ async def create_user(request: web.Request) -> web.Response:
     return json_response(user, 201)
 
 
+@api(summary="One user", auth=True, responses={200: UserView})
 async def get_user(request: web.Request) -> web.Response:
     authenticate(request)
     user = await ask(request, GetUser(id=int_param(request.match_info["id"], "id")))
     return json_response(user)
 
 
+@api(summary="Change a user (the owner; role and status: an admin)", auth=True, body=UpdateUserBody,
+     responses={200: UserView, 403: Error, 409: Error})
 async def update_user(request: web.Request) -> web.Response:
     principal = authenticate(request)
     user_id = int_param(request.match_info["id"], "id")
@@ -198,6 +251,7 @@ async def update_user(request: web.Request) -> web.Response:
     return json_response(user)
 
 
+@api(summary="Delete a user (the owner or an admin)", auth=True, responses={200: Deleted, 403: Error})
 async def delete_user(request: web.Request) -> web.Response:
     principal = authenticate(request)
     user_id = int_param(request.match_info["id"], "id")
