@@ -43,6 +43,15 @@ class EventBus(ABC):
     def subscribe(self, topic: str, group: str, deliver: DeliverFn) -> None:
         """Each event of `topic` reaches one `deliver` per consumer group."""
 
+    def dead_letter(self, topic: str, key: str, envelope: EventEnvelope, *, consumer: str, error: str,
+                    attempts: int) -> None:  # noqa: B027 - optional hook
+        """A consumer parked this event in its database; a broker adapter also copies it to
+        `<topic>.dlq` so the broker's own tools see it."""
+
+    def metrics(self) -> dict[str, float]:
+        """Transport gauges and counters for /metrics (e.g. consumer lag), name → value."""
+        return {}
+
     def start(self) -> None:  # noqa: B027 - optional hook
         """Connect the transport."""
 

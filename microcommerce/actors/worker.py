@@ -301,6 +301,8 @@ class Worker(SupervisedActor):
             log.exception("%s could not park %s %s", self.child_id, envelope.eventType, envelope.eventId)
             return False
         self.system.dead_letters.record(self.system.name, "event-failed", envelope)
+        self.system.bus.dead_letter(delivery.topic, delivery.key, envelope, consumer=self.system.name,
+                                    error=error, attempts=attempts)
         log.error("%s parked %s %s (topic %s, key %s) as dead letter %d after %d attempts: %s; "
                   "see `microcommerce dlq list`", self.child_id, envelope.eventType, envelope.eventId,
                   delivery.topic, delivery.key, letter_id, attempts, error)
