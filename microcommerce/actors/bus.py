@@ -43,8 +43,8 @@ class EventBus(ABC):
     def subscribe(self, topic: str, group: str, deliver: DeliverFn) -> None:
         """Each event of `topic` reaches one `deliver` per consumer group."""
 
-    def dead_letter(self, topic: str, key: str, envelope: EventEnvelope, *, consumer: str, error: str,
-                    attempts: int) -> None:  # noqa: B027 - optional hook
+    def dead_letter(self, topic: str, key: str, envelope: EventEnvelope, *,  # noqa: B027 - optional hook
+                    consumer: str, error: str, attempts: int) -> None:
         """A consumer parked this event in its database; a broker adapter also copies it to
         `<topic>.dlq` so the broker's own tools see it."""
 
