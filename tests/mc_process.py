@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,15 @@ from mc_testkit import free_ports
 from microcommerce.config import SERVICE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = str(ROOT / ".venv" / "bin" / "microcommerce")
+# This checkout's code, whichever installation runs the tests (a worktree has no .venv of its own).
+CLI = [sys.executable, "-m", "microcommerce.cli"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """Only what a shell needs: no stray settings from the test runner's environment."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
     env = {k: v for k, v in os.environ.items() if k in keep}
+    env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
 
@@ -48,7 +51,7 @@ class DevProcess:
     def start(self, *args: str) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as log:
-            self.proc = subprocess.Popen([CLI, "dev", "--data-dir", str(self.data_dir), *args], env=self.env,
+            self.proc = subprocess.Popen([*CLI, "dev", "--data-dir", str(self.data_dir), *args], env=self.env,
                                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     async def wait_until_up(self, timeout: float = 60) -> None:

@@ -136,7 +136,7 @@ async def test_events_written_while_stopped_reach_services_that_start_later(tmp_
     """create-admin writes the user and its USER_CREATED outbox row with the platform stopped;
     at the next start the user relay runs before cart, notification and audit subscribe."""
     dev = DevProcess(tmp_path / "var")
-    proc = subprocess.run([CLI, "create-admin", "--email", "boss@example.com", "--password", "boss-password-1",
+    proc = subprocess.run([*CLI, "create-admin", "--email", "boss@example.com", "--password", "boss-password-1",
                            "--data-dir", str(dev.data_dir)], env=dev.env, cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
