@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--service", required=True, help="service name(s), comma-separated")
     serve.add_argument("--port", type=int, help="port (only with a single service)")
     serve.add_argument("--host")
-    serve.add_argument("--bus", dest="bus_url", help="local (default) or kafka://host:port")
+    serve.add_argument("--bus", dest="bus_url", help="local (default) or kafka://host:port[,host:port]")
     serve.add_argument("--no-access-log", dest="access_log", action="store_false", default=None)
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
@@ -146,7 +146,8 @@ def _dev_banner(node: Any) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from microcommerce.node import Node
+    from microcommerce.node import Node, open_requester
+    from microcommerce.services import implemented_services
 
     services = _services_arg(args.service, [])
     flags = _flags(args, "data_dir", "database_url", "host", "bus_url", "access_log", "log_level")
@@ -155,11 +156,22 @@ def cmd_serve(args: argparse.Namespace) -> None:
             raise ConfigError("--port: only with a single --service")
         flags["ports"] = {services[0]: args.port}
     settings = load_settings(flags, config_file=args.config)
-    if settings.bus_url != "local":
-        raise ConfigError("--bus: only 'local' is available in this version; the Kafka adapter is next")
+    peers_remote = not set(implemented_services()) <= set(services)
+    if peers_remote and settings.generated_secrets:
+        raise ConfigError(f"{' and '.join(settings.generated_secrets)}: required when other services run in "
+                          "other processes (every process must share them)")
     _configure_logging(settings)
-    node = Node(settings, services)
-    asyncio.run(_run_until_stopped(node, lambda n: f"serving {', '.join(services)}"))
+    if peers_remote and settings.bus_url == "local":
+        log.warning("BUS_URL=local: events stay inside this process; use kafka://… to reach services "
+                    "in other processes")
+    node = Node(settings, services, requester=open_requester(settings, services))
+    asyncio.run(_run_until_stopped(node, _serve_banner))
+
+
+def _serve_banner(node: Any) -> str:
+    settings = node.settings
+    where = ", ".join(f"{name} on {settings.host}:{settings.port_of(name)}" for name in node.service_names)
+    return f"serving {where}; bus {shown_url(settings.bus_url)}; storage {shown_url(settings.database_url_of('{service}'))}"
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ from microcommerce.contracts import registry  # noqa: F401 - every event type kn
 from microcommerce.http.app import NODE, create_app
 from microcommerce.http.auth import Revocations, TokenIssuer
 from microcommerce.http.revocation_sync import RevocationSync
-from microcommerce.services import ServiceSpec, load_spec
+from microcommerce.services import ServiceSpec, implemented_services, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,25 @@ class ServiceRuntime:
     port: int | None = None
 
 
+def open_bus(settings: Settings) -> EventBus:
+    """The event transport `BUS_URL` names: the in-process bus, or Kafka."""
+    if settings.bus_url == "local":
+        return LocalBus()
+    from microcommerce.kafka import open_kafka_bus  # kafka-python only where it is used
+
+    return open_kafka_bus(settings)
+
+
+def open_requester(settings: Settings, services: list[str]) -> Requester:
+    """For a per-service process: in-process asks when every service runs here; otherwise HTTP
+    to the others' `{SERVICE}_SERVICE_URL` (dev, even with a subset, stays in-process)."""
+    if set(implemented_services()) <= set(services):
+        return LocalRequester()
+    from microcommerce.http.requester import HttpRequester
+
+    return HttpRequester(settings)
+
+
 class Node:
     """The services of this process. `dev` runs all ten; `serve` runs the ones it is given."""
 
@@ -40,13 +59,14 @@ class Node:
                  serve_http: bool = True) -> None:
         self.settings = settings
         self.service_names = services
-        self.bus = bus or LocalBus()
+        self.bus = bus or open_bus(settings)
         self.requester = requester or LocalRequester()
         self.serve_http = serve_http
         self.dead_letters = DeadLetters()
         self.revocations = Revocations()
         self.issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, self.revocations)
-        self.revocation_sync = RevocationSync(self.bus, self.requester, self.revocations, timeout_s=settings.timeout_of("user"))
+        self.revocation_sync = RevocationSync(self.bus, self.requester, self.revocations,
+                                              timeout_s=settings.timeout_of("user"))
         self.services: dict[str, ServiceRuntime] = {}
         self.ready_results: dict[str, Any] = {}
 
@@ -114,4 +134,6 @@ class Node:
         for runtime in reversed(list(self.services.values())):
             if runtime.system is not None:
                 await asyncio.to_thread(runtime.system.stop)
-        self.bus.stop()
+        # A durable bus flushes its producer and commits what consumers finished.
+        await asyncio.to_thread(self.bus.stop)
+        await self.requester.close()

@@ -44,7 +44,7 @@ class ConfigError(Exception):
     """Bad configuration: the message is one line naming the setting."""
 
 
-class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=True):
     profile: str = "dev"
     host: str = "127.0.0.1"
     # The dev profile serves the dev outbox and prints secrets: never on a public interface
@@ -145,7 +145,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             _check(url.startswith(("http://", "https://")), f"{name.upper()}_SERVICE_URL", "must start with http:// or https://")
         if self.jwt_secret and len(self.jwt_secret) < 16:
             raise ConfigError("JWT_SECRET: must be at least 16 characters")
-        # Dev convenience: secrets generated per process when not configured.
+        # Dev convenience: secrets generated per process when not configured (remembered, so a
+        # process whose peers run elsewhere can refuse to start with secrets nobody shares).
+        self.generated_secrets = [name for name, value in (("JWT_SECRET", self.jwt_secret),
+                                                           ("INTERNAL_TOKEN", self.internal_token)) if not value]
         if not self.jwt_secret:
             self.jwt_secret = secrets.token_urlsafe(32)
         if not self.internal_token:

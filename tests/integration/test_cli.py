@@ -98,7 +98,7 @@ def test_missing_config_file_is_one_line(tmp_path):
 @pytest.mark.parametrize(("args", "needle"), [
     (["serve", "--service", "basket"], "unknown service(s) basket"),
     (["serve", "--service", "user,cart", "--port", "4000"], "--port"),
-    (["serve", "--service", "user", "--bus", "kafka://127.0.0.1:9092"], "--bus"),
+    (["serve", "--service", "user", "--bus", "kafka://127.0.0.1:9092"], "JWT_SECRET and INTERNAL_TOKEN: required"),
     (["migrate", "--db", "ftp://example.com/db"], "DATABASE_URL"),
 ])
 def test_bad_deployment_choices_are_one_line(args, needle):
