@@ -15,13 +15,18 @@ signup and login each pay one hash, so on a small machine the hashing dominates;
 shows what the rest of the platform can do.
 
     .venv/bin/python bench/checkout_load.py --shoppers 1,8,32 [--seconds 15 | --checkouts 200]
-        [--hash-cost 10] [--products 20]
+        [--hash-cost 10] [--products 20] [--deployment all-in-one | per-service]
+
+`--deployment per-service` runs the same load against ten `microcommerce serve` processes on
+MariaDB (`--mysql HOST:PORT`, its own databases, dropped afterwards) and a Kafka-protocol broker
+(Tansu, from the test extra), and also reports the USER_CREATED → cart lag read from the rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import os
 import signal
@@ -338,6 +343,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--products", type=int, default=20, help="products in the catalog (default 20)")
     parser.add_argument("--stock", type=int, default=1_000_000, help="units of each product (default 1e6)")
     parser.add_argument("--allow-errors", action="store_true", help="exit 0 even if checkouts failed")
+    parser.add_argument("--deployment", choices=("all-in-one", "per-service"), default="all-in-one",
+                        help="one dev process (default), or one serve process per service on Kafka + MariaDB")
+    parser.add_argument("--mysql", default="127.0.0.1:3306", help="MariaDB for --deployment per-service")
     args = parser.parse_args(argv)
     try:
         args.shoppers = [int(s) for s in args.shoppers.split(",") if s.strip()]
@@ -353,9 +361,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    node = Node(args.hash_cost)
+    if args.deployment == "per-service":
+        from deployment import Deployment  # bench/ is on sys.path when this file runs
+
+        ports = free_ports(len(SERVICES) + 1)
+        node: Any = Deployment(args.hash_cost, dict(zip(SERVICES, ports, strict=False)), mysql=args.mysql)
+        node.start = functools.partial(node.start, ADMIN_EMAIL, ADMIN_PASSWORD, ports[-1])
+    else:
+        node = Node(args.hash_cost)
     levels: list[LevelStats] = []
-    print(f"checkout load: bcrypt cost {args.hash_cost} (PASSWORD_HASH_COST), shoppers "
+    print(f"checkout load ({args.deployment}): bcrypt cost {args.hash_cost} (PASSWORD_HASH_COST), shoppers "
           f"{','.join(map(str, args.shoppers))}, each level "
           f"{f'{args.checkouts} checkouts' if args.checkouts else f'{args.seconds:g}s'}", flush=True)
     node.start()
@@ -380,6 +395,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 if stats.completed == 0:
                     raise BenchFailed(f"no checkout completed with {shoppers} shopper(s)")
         print_summary(levels, args.hash_cost)
+        if args.deployment == "per-service":
+            users, p50, p99 = node.event_lag_ms()
+            print(f"USER_CREATED -> cart over Kafka ({users} users): p50 {p50:.1f} ms  p99 {p99:.1f} ms")
     finally:
         node.stop()
     failed = sum(sum(stats.errors.values()) for stats in levels)
