@@ -74,6 +74,7 @@ class GroupConsumer(ConsumerRebalanceListener):
         self.consumed = 0
         self.lag: dict[tuple[str, int], int] = {}
         self.in_flight = 0
+        self.assigned: frozenset[TopicPartition] = frozenset()  # after the last poll
         self._thread = threading.Thread(target=self._run, name=f"kafka-{group}", daemon=True)
 
     # -- called from other threads -----------------------------------------------------------
@@ -148,6 +149,7 @@ class GroupConsumer(ConsumerRebalanceListener):
             log.warning("kafka consumer %s poll failed: %s", self.group, exc)
             self._stopping.wait(self.CONNECT_RETRY_S)
             return
+        self.assigned = frozenset(consumer.assignment())
         for tp, records in batches.items():
             for record in records:
                 self._handle(tp, record)
