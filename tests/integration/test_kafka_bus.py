@@ -17,6 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from microcommerce.config import load_settings
 from microcommerce.contracts.events import EventEnvelope, encode_event, new_event
 from microcommerce.contracts.user import USER_CREATED, UserData
+from microcommerce.http.metrics import HttpMetrics
 from microcommerce.kafka import KafkaBus, open_kafka_bus
 
 JOIN_S = 20.0  # generous bound on a group join on a loaded machine; the usual is ~3 s
@@ -157,6 +158,9 @@ def test_each_declared_group_gets_every_event_and_commits_only_what_was_settled(
                  timeout=10, what="lag 0")
         metrics = bus.metrics()
         assert metrics[f'kafka_consumed_total{{group="{second}"}}'] == 12
+        text = HttpMetrics("cart").render(metrics)  # as /metrics shows it: the service label first
+        assert f'kafka_consumer_lag{{service="cart",group="{second}",topic="{topic}",partition="0"}} 0' in text
+        assert 'kafka_published_total{service="cart"} 13' in text
     finally:
         bus.stop()
 
