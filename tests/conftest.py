@@ -89,3 +89,9 @@ def mysql_database_template(mysql_server_url: str) -> Iterator[str]:
         cur.execute("SHOW DATABASES LIKE %s", (f"{prefix}\\_%",))
         for (name,) in cur.fetchall():
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+# --- Kafka -----------------------------------------------------------------------
+# `kafka_broker`: a real Tansu broker for the session (tests/kafka_broker.py); never skipped.
+
+from kafka_broker import kafka_broker  # noqa: E402, F401 - a fixture, registered by import

@@ -36,6 +36,7 @@ PROFILES = ("dev", "production")
 MIN_POLL_MS = 10
 MAX_BCRYPT_BYTES = 72
 _KAFKA_URL = re.compile(r"^kafka://[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$")
+_KAFKA_GROUP_PREFIX = re.compile(r"[A-Za-z0-9._-]{0,100}")
 _LEDGER_URL = re.compile(r"sqlite:///.+|sqlite://memory/[A-Za-z0-9_.-]+")
 PER_SERVICE_MAPS = {"ports": "_PORT", "service_urls": "_SERVICE_URL", "timeouts_ms": "_TIMEOUT_MS"}
 
@@ -55,6 +56,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     # Database URL; `{service}` is replaced by the service name. Empty: SQLite under data_dir.
     database_url: str = ""
     bus_url: str = "local"
+    # Kafka bus (BUS_URL=kafka://...): topics created at start, consumer groups `<prefix><service>`.
+    kafka_partitions: int = 4
+    kafka_replication_factor: int = 1
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 1000
+    kafka_max_poll_interval_ms: int = 10000
+    kafka_group_prefix: str = "microcommerce."
     jwt_secret: str = ""
     jwt_ttl_s: int = 86400
     internal_token: str = ""
@@ -103,6 +111,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
                "DATABASE_URL", "must start with sqlite:// or mysql://")
         _check(self.bus_url == "local" or bool(_KAFKA_URL.match(self.bus_url)), "BUS_URL",
                "must be 'local' or kafka://host:port[,host:port...]")
+        _check(1 <= self.kafka_partitions <= 1000, "KAFKA_PARTITIONS", "must be 1..1000")
+        _check(1 <= self.kafka_replication_factor <= 10, "KAFKA_REPLICATION_FACTOR", "must be 1..10")
+        _check(1000 <= self.kafka_session_timeout_ms <= 300000, "KAFKA_SESSION_TIMEOUT_MS",
+               "must be 1000..300000")
+        _check(100 <= self.kafka_heartbeat_interval_ms <= self.kafka_session_timeout_ms // 3,
+               "KAFKA_HEARTBEAT_INTERVAL_MS", "must be 100..KAFKA_SESSION_TIMEOUT_MS/3")
+        _check(1000 <= self.kafka_max_poll_interval_ms <= 3600000, "KAFKA_MAX_POLL_INTERVAL_MS",
+               "must be 1000..3600000")
+        _check(_KAFKA_GROUP_PREFIX.fullmatch(self.kafka_group_prefix) is not None, "KAFKA_GROUP_PREFIX",
+               "must be at most 100 of A-Z a-z 0-9 . _ -")
         _check(self.rate_limit_window_ms > 0, "RATE_LIMIT_WINDOW_MS", "must be > 0")
         _check(self.rate_limit_max > 0, "RATE_LIMIT_MAX", "must be > 0")
         _check(4 <= self.password_hash_cost <= 16, "PASSWORD_HASH_COST", "must be 4..16 (bcrypt cost)")

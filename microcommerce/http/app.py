@@ -109,6 +109,7 @@ async def _metrics(request: web.Request) -> web.Response:
             "actor_restarts_total": system.restarts_total(),
             "actor_dead_letters_total": system.dead_letters.total(system.name),
             "actor_escalated": int(system.escalation is not None),
+            **system.bus.metrics(),  # transport gauges, e.g. Kafka consumer lag
         }
     text = request.app[METRICS].render(runtime)
     return web.Response(text=text, content_type="text/plain", charset="utf-8",

@@ -56,5 +56,7 @@ class HttpMetrics:
         lines += ["# TYPE process_uptime_seconds gauge",
                   f'process_uptime_seconds{{service="{svc}"}} {time.time() - self.started:.3f}']
         for name, value in (runtime or {}).items():
-            lines.append(f'{name}{{service="{svc}"}} {value}')
+            base, _, labels = name.partition("{")  # a name may carry labels: kafka_consumer_lag{group=..}
+            labels = f',{labels.removesuffix("}")}' if labels else ""
+            lines.append(f'{base}{{service="{svc}"{labels}}} {value}')
         return "\n".join(lines) + "\n"
