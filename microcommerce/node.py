@@ -114,4 +114,5 @@ class Node:
         for runtime in reversed(list(self.services.values())):
             if runtime.system is not None:
                 await asyncio.to_thread(runtime.system.stop)
+        await self.requester.close_all()  # workers closed their own sessions; this loop's last
         self.bus.stop()
