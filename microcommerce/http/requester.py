@@ -119,6 +119,10 @@ class HttpRequester(Requester):
                 self._sessions[loop] = session
         return session
 
+    @property
+    def open_sessions(self) -> int:
+        return len(self._sessions)
+
     async def close(self) -> None:
         """Close the session of the running loop (each worker calls this as it stops)."""
         loop = asyncio.get_running_loop()
