@@ -82,7 +82,7 @@ def deadline_s(request: web.Request) -> float | None:
     raw = request.headers.get(DEADLINE_HEADER)
     if raw is None:
         return None
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_DEADLINE_MS:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_DEADLINE_MS:
         raise BadRequest(f"{DEADLINE_HEADER} must be milliseconds between 1 and {MAX_DEADLINE_MS}")
     return int(raw) / 1000.0
 

@@ -147,9 +147,10 @@ async def test_the_command_endpoint_checks_its_callers_and_input(pair, session):
         assert status == 400 and body["error"] == "BadRequest", (malformed, body)
     status, body, _ = await call(session, "POST", url, data=b'{"type": "GetCart", "user_id": 1}', headers=token)
     assert status == 404 and "does not answer GetCart" in body["message"], body
-    status, body, _ = await call(session, "POST", url, data=b'{"type": "GetProduct", "id": 1}',
-                                 headers={**token, "X-Deadline-Ms": "soon"})
-    assert status == 400 and "X-Deadline-Ms" in body["message"], body
+    for deadline in ("soon", "0", "-5", "²", "99999999999"):
+        status, body, _ = await call(session, "POST", url, data=b'{"type": "GetProduct", "id": 1}',
+                                     headers={**token, "X-Deadline-Ms": deadline})
+        assert status == 400 and "X-Deadline-Ms" in body["message"], (deadline, body)
     status, body, _ = await call(session, "POST", url, data=b'{"type": "GetProduct", "id": 1}', headers=token)
     assert (status, body["error"]) == (404, "NotFound"), body
 
