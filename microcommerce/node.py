@@ -134,6 +134,6 @@ class Node:
         for runtime in reversed(list(self.services.values())):
             if runtime.system is not None:
                 await asyncio.to_thread(runtime.system.stop)
+        await self.requester.close_all()  # workers closed their own sessions; this loop's last
         # A durable bus flushes its producer and commits what consumers finished.
         await asyncio.to_thread(self.bus.stop)
-        await self.requester.close()

@@ -13,10 +13,12 @@ ReplyFn = Callable[[Any, BaseException | None], None]
 
 @dataclass(slots=True)
 class Ask:
-    """A command plus where its answer goes; reply is called from the worker's thread."""
+    """A command plus where its answer goes; reply is called from the worker's thread.
+    `request_id`: the HTTP request that caused it, if any (see `current_request_id`)."""
 
     command: Any
     reply: ReplyFn | None = None
+    request_id: str | None = None
 
 
 @dataclass(slots=True)

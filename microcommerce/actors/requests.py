@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from microcommerce.actors.breaker import CircuitBreaker
 from microcommerce.errors import ServiceError, ServiceUnavailable, UpstreamTimeout
+
+# The id of the HTTP request that caused the current work. The HTTP edge sets it, `ActorSystem.ask`
+# carries it on the `Ask`, the worker sets it around the handler, and a remote adapter sends it on:
+# one id follows a call from service to service (logs, audit).
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 
 class Endpoint(Protocol):
@@ -63,6 +69,10 @@ class Requester(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (called on the loop that used them)."""
+
+    async def close_all(self) -> None:
+        """Release every connection, whichever loop opened it (the node calls this at stop)."""
+        await self.close()
 
 
 class LocalRequester(Requester):

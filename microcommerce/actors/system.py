@@ -17,7 +17,7 @@ import pykka
 from microcommerce.actors.bus import DoneFn, EventBus
 from microcommerce.actors.deadletters import DeadLetters
 from microcommerce.actors.messages import Ask, Deliver, Flush, Poll
-from microcommerce.actors.requests import LocalRequester, Requester
+from microcommerce.actors.requests import LocalRequester, Requester, current_request_id
 from microcommerce.actors.router import KeyRouter
 from microcommerce.actors.service import ServiceActor
 from microcommerce.actors.supervisor import ChildSpec, RestartPolicy, Supervisor
@@ -143,7 +143,7 @@ class ActorSystem:
             replies.put(future, result, error)
 
         try:
-            ref.tell(Ask(command, reply))
+            ref.tell(Ask(command, reply, current_request_id.get()))
         except pykka.ActorDeadError:
             self.dead_letters.record(self.name, "stopped", command)
             raise ServiceUnavailable(f"{self.name} service is unavailable") from None

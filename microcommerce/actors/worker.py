@@ -31,6 +31,7 @@ from microcommerce.actors.messages import (
     Restart,
     TimerFired,
 )
+from microcommerce.actors.requests import current_request_id
 from microcommerce.actors.service import ServiceActor, WorkerContext
 from microcommerce.actors.timers import Timers
 from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
@@ -206,6 +207,7 @@ class Worker(SupervisedActor):
         if self.logic is not None:
             logic, self.logic = self.logic, None
             self.run(logic.on_stop())
+        self.run(self.system.requester.close())  # connections opened on this loop die with it
 
     def receive(self, message: Any, _unused: Any) -> None:
         if isinstance(message, Ask):
@@ -217,6 +219,7 @@ class Worker(SupervisedActor):
 
     def _handle_ask(self, ask: Ask) -> None:
         assert self.logic is not None
+        request_id = current_request_id.set(ask.request_id)  # the handler's requests send it on
         try:
             if isinstance(ask.command, Ping):
                 result: Any = self.run(self.db.ping()) if self.db else False
@@ -236,6 +239,7 @@ class Worker(SupervisedActor):
         else:
             _reply(ask, result, None)
         finally:
+            current_request_id.reset(request_id)
             self._after_message()
 
     def _dispatch(self, command: Any) -> Any:

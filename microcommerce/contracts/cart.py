@@ -30,6 +30,7 @@ class CartView(msgspec.Struct, kw_only=True, frozen=True):
 class GetCart(Command, frozen=True):
     """Answered with CartView; NotFound when the user's cart does not exist (yet)."""
 
+    idempotent = True
     key_field = "user_id"
     reply_type = CartView
     user_id: int

@@ -62,6 +62,7 @@ class Reservation(msgspec.Struct, kw_only=True, frozen=True):
 class ReserveStock(Command, frozen=True):
     """All lines or none (409 Conflict when any is short). Idempotent per order."""
 
+    idempotent = True
     key_field = "order_id"
     reply_type = list[Reservation]
     order_id: int
@@ -72,6 +73,7 @@ class ReserveStock(Command, frozen=True):
 class ReleaseOrderStock(Command, frozen=True):
     """Release the order's live reservations; idempotent."""
 
+    idempotent = True
     key_field = "order_id"
     reply_type = list[Reservation]
     order_id: int
@@ -81,6 +83,7 @@ class ReleaseOrderStock(Command, frozen=True):
 class ConfirmOrderStock(Command, frozen=True):
     """Deduct the order's reserved stock for good (shipped); idempotent."""
 
+    idempotent = True
     key_field = "order_id"
     reply_type = list[Reservation]
     order_id: int
@@ -91,6 +94,7 @@ class SetStockTotal(Command, frozen=True):
 
     Answered with the STOCK_UPDATED data (levels and version after the change); 409 Conflict
     below the reserved quantity; 404 NotFound while inventory has no stock for it yet.
+    Not idempotent: sent again after someone else's change, it would undo that change.
     """
 
     key_field = "product_id"
@@ -102,12 +106,14 @@ class SetStockTotal(Command, frozen=True):
 class DiscontinueStock(Command, frozen=True):
     """The product was deleted: refuse new reservations of it (reserved units stay reserved). Idempotent."""
 
+    idempotent = True
     key_field = "product_id"
     reply_type = StockLevel
     product_id: int
 
 
 class GetStock(Command, frozen=True):
+    idempotent = True
     key_field = "product_id"
     reply_type = StockLevel
     product_id: int

@@ -50,6 +50,7 @@ class OrderSummary(msgspec.Struct, kw_only=True, frozen=True):
 class GetOrderSummary(Command, frozen=True):
     """Answered with OrderSummary; NotFound when missing."""
 
+    idempotent = True
     key_field = "order_id"
     reply_type = OrderSummary
     order_id: int
@@ -58,6 +59,7 @@ class GetOrderSummary(Command, frozen=True):
 class MarkOrderPaid(Command, frozen=True):
     """Idempotent: a paid order stays paid. Conflict when the order is cancelled/shipped."""
 
+    idempotent = True
     key_field = "order_id"
     reply_type = OrderSummary
     order_id: int

@@ -50,6 +50,7 @@ class PaymentView(msgspec.Struct, kw_only=True, frozen=True):
 class ListOrderPayments(Command, frozen=True):
     """Every payment of one order, oldest first (e.g. for invariant checks: one succeeded per paid order)."""
 
+    idempotent = True
     key_field = "order_id"
     reply_type = list[PaymentView]
     order_id: int

@@ -42,6 +42,7 @@ class ProductInfo(msgspec.Struct, kw_only=True, frozen=True):
 class GetProduct(Command, frozen=True):
     """Answered with ProductInfo; NotFound when missing or deleted."""
 
+    idempotent = True
     key_field = "id"
     reply_type = ProductInfo
     id: int

@@ -93,6 +93,7 @@ class RevocationSnapshot(msgspec.Struct, kw_only=True, frozen=True):
 class GetRevocationSnapshot(Command, frozen=True):
     """Asked by every process at start (and periodically): revocations survive restarts."""
 
+    idempotent = True
     reply_type = RevocationSnapshot
 
 

@@ -69,9 +69,11 @@ def create_app(
     app.router.add_get("/health", _health(service))
     app.router.add_get("/metrics", _metrics)
     if system is not None:
-        from microcommerce.http.dead_letters import setup_dead_letter_routes  # imports `ask` below
+        from microcommerce.http.commands import setup_command_routes  # both import this module
+        from microcommerce.http.dead_letters import setup_dead_letter_routes
 
         setup_dead_letter_routes(app)
+        setup_command_routes(app)
     apidocs.setup(app, service)
     if setup_routes is not None:
         setup_routes(app)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from microcommerce.actors.requests import current_request_id
 from microcommerce.config import Settings
 from microcommerce.errors import BadRequest, Forbidden, ServiceError
 from microcommerce.http.auth import PRINCIPAL_KEY
@@ -66,6 +67,7 @@ def observe(service: str, settings: Settings, metrics: HttpMetrics,
     @web.middleware
     async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[REQUEST_ID] = _usable_request_id(request.headers.get("X-Request-Id")) or new_request_id()
+        context_token = current_request_id.set(request[REQUEST_ID])  # asks carry it to the workers
         started = time.perf_counter()
         status = 500
         try:
@@ -73,6 +75,7 @@ def observe(service: str, settings: Settings, metrics: HttpMetrics,
             status = response.status
             return response
         finally:
+            current_request_id.reset(context_token)
             elapsed = time.perf_counter() - started
             info = request.match_info.route.resource
             route = info.canonical if info is not None else "unmatched"
