@@ -109,6 +109,8 @@ class Deployment:
         if "broker" in self.procs:
             _stop(self.procs["broker"], 5)
         self._drop_databases()
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            print(f"logs kept in {self.log_dir}")
 
     def log_tail(self, name: str = "gateway", lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"

@@ -6,10 +6,12 @@ Handlers run one message at a time, so they need no locks.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -18,13 +20,14 @@ from microcommerce.actors.timers import Timers
 from microcommerce.config import Settings
 from microcommerce.contracts.events import EventEnvelope, event_type
 from microcommerce.errors import InternalError
-from microcommerce.storage import Database, Executor
+from microcommerce.storage import Database, Executor, TransientError
 
 if TYPE_CHECKING:
     from microcommerce.actors.bus import EventBus
     from microcommerce.actors.requests import Requester
 
 Handler = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
 
 
 def handles(command_type: type) -> Callable[[Handler], Handler]:
@@ -112,6 +115,19 @@ class ServiceActor:
         envelope = await outbox.append(tx, f"{self.ctx.service}-service", event_name, key, data)
         self.ctx.outbox_dirty = True
         return envelope
+
+    async def rerun_on_race(self, unit: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+        """Run one transaction's worth of work, again if it lost a race (deadlock) and was rolled
+        back. For handlers that opt out of whole reruns (`retry_transient = False`) because of an
+        outside effect between their transactions: each transaction alone is safe to rerun."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await unit()
+            except TransientError:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(random.uniform(0.002, 0.01) * attempt)
+        raise AssertionError("unreachable")
 
     async def request(self, service: str, command: Any, *, timeout: float | None = None) -> Any:
         """Ask another service; never call this inside an open transaction."""

@@ -62,6 +62,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
     kafka_max_poll_interval_ms: int = 10000
+    # How long a fetch may wait at the broker for data: the floor of event latency when idle.
+    kafka_fetch_max_wait_ms: int = 100
     kafka_group_prefix: str = "microcommerce."
     jwt_secret: str = ""
     jwt_ttl_s: int = 86400
@@ -119,6 +121,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
                "KAFKA_HEARTBEAT_INTERVAL_MS", "must be 100..KAFKA_SESSION_TIMEOUT_MS/3")
         _check(1000 <= self.kafka_max_poll_interval_ms <= 3600000, "KAFKA_MAX_POLL_INTERVAL_MS",
                "must be 1000..3600000")
+        _check(1 <= self.kafka_fetch_max_wait_ms <= 5000, "KAFKA_FETCH_MAX_WAIT_MS", "must be 1..5000")
         _check(_KAFKA_GROUP_PREFIX.fullmatch(self.kafka_group_prefix) is not None, "KAFKA_GROUP_PREFIX",
                "must be at most 100 of A-Z a-z 0-9 . _ -")
         _check(self.rate_limit_window_ms > 0, "RATE_LIMIT_WINDOW_MS", "must be > 0")

@@ -247,7 +247,8 @@ class KafkaBus(EventBus):
             bootstrap=self.bootstrap, group_id=group_id,
             auto_offset_reset="earliest" if declared else "latest",
             session_timeout_ms=s.kafka_session_timeout_ms, heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
-            max_poll_interval_ms=s.kafka_max_poll_interval_ms, settles=declared)
+            max_poll_interval_ms=s.kafka_max_poll_interval_ms,
+            fetch_max_wait_ms=s.kafka_fetch_max_wait_ms, settles=declared)
 
     def consumer(self, group: str) -> GroupConsumer | None:
         """The running member of a group in this process (tests, metrics)."""

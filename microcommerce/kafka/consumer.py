@@ -38,6 +38,7 @@ class ConsumerOptions:
     session_timeout_ms: int
     heartbeat_interval_ms: int
     max_poll_interval_ms: int
+    fetch_max_wait_ms: int
     settles: bool  # False: an undeclared observer; its events count as done once handed over
 
 
@@ -124,7 +125,8 @@ class GroupConsumer(ConsumerRebalanceListener):
                     session_timeout_ms=opts.session_timeout_ms,
                     heartbeat_interval_ms=opts.heartbeat_interval_ms,
                     max_poll_interval_ms=opts.max_poll_interval_ms,
-                    max_poll_records=500, bootstrap_timeout_ms=5000)
+                    max_poll_records=500, bootstrap_timeout_ms=5000,
+                    fetch_max_wait_ms=opts.fetch_max_wait_ms)
                 with self._lock:
                     topics, self._topics_changed = sorted(self._topics), False
                 consumer.subscribe(topics, listener=self)

@@ -97,9 +97,9 @@ class PaymentActor(ServiceActor):
             currency=order.currency, failure_reason=None, metadata=cmd.metadata,
             idempotency_key=key,
         )
-        payment_id = await self._write_ahead(payment, keyed)
+        payment_id = await self.rerun_on_race(lambda: self._write_ahead(payment, keyed))
         result = await self.providers[cmd.provider].charge(key, amount_cents, order.currency, cmd.payment_token)
-        view, _ = await self._record_outcome(cmd.order_id, payment_id, result)
+        view, _ = await self.rerun_on_race(lambda: self._record_outcome(cmd.order_id, payment_id, result))
         if view.status == REFUNDED:
             if view.refundReason == domain.DUPLICATE_CHARGE:
                 raise Conflict("Order is already paid; this charge was refunded", details=view)
