@@ -106,8 +106,15 @@ class ActorSystem:
         self.requester.register_endpoint(self.name, self)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the relay (unsent rows wait in the outbox), then let workers drain their mailboxes."""
-        refs = ([self.relay] if self.relay else []) + (self.router.routees if self.router else [])
+        """Let workers drain their mailboxes and stop the relay, in the order the bus wants.
+
+        In-process, the relay stops first: delivering to consumers that are stopping would only
+        be refused, and unsent rows wait in the outbox for the next start. On a durable bus the
+        workers drain first, then the relay sends what they committed and waits for the acks.
+        """
+        relay = [self.relay] if self.relay else []
+        workers = list(self.router.routees) if self.router else []
+        refs = workers + relay if self.bus.durable else relay + workers
         for ref in refs:
             try:
                 ref.stop(block=True, timeout=timeout)

@@ -350,9 +350,19 @@ class OutboxRelay(SupervisedActor):
         self.flush()  # rows left by a crash or a stop go out now
         self.redrive()
 
+    STOP_FLUSH_S = 5.0  # how long a stop waits for the broker to acknowledge the last rows
+
     def teardown(self) -> None:
-        if self.system.bus.durable and self.db is not None:
+        if not (self.system.bus.durable and self.db is not None and not self.gave_up):
+            return
+        try:
             self.flush()
+            deadline = time.monotonic() + self.STOP_FLUSH_S
+            while self._in_flight and time.monotonic() < deadline:
+                time.sleep(0.02)
+                self._record_settled()
+        except Exception as exc:  # noqa: BLE001 - unsent rows stay in the outbox for the next start
+            log.warning("%s could not flush the outbox at stop: %s", self.child_id, exc)
 
     def receive(self, message: Any, _unused: Any) -> None:
         try:

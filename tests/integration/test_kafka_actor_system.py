@@ -17,6 +17,7 @@ from microcommerce.contracts.commands import Command
 from microcommerce.contracts.events import USER_EVENTS, EventEnvelope, new_event
 from microcommerce.contracts.user import USER_UPDATED, UserData
 from microcommerce.kafka import KafkaBus, open_kafka_bus
+from microcommerce.storage import open_database
 
 SCHEMA = """CREATE TABLE accounts (id {{pk}}, name VARCHAR(200) NOT NULL);
 CREATE TABLE applied (id {{pk}}, event_id VARCHAR(64) NOT NULL);
@@ -120,3 +121,44 @@ async def _equals(awaitable, expected) -> bool:
 
 async def _contains(awaitable, item) -> bool:
     return item in await awaitable
+
+
+class AppendQuietly(Command, frozen=True):
+    """Commit a row and its outbox event without waking the relay: only a stop will send it."""
+
+    name: str
+
+
+class QuietProducer(Producer):
+    @handles(AppendQuietly)
+    async def append_quietly(self, cmd: AppendQuietly) -> str:
+        async with self.db.transaction() as tx:
+            result = await tx.execute("INSERT INTO accounts (name) VALUES (?)", cmd.name)
+            envelope = await outbox.append(tx, "test-producer", USER_UPDATED, result.lastrowid, UserData(
+                id=result.lastrowid, name=cmd.name, email=f"{cmd.name}@example.com", role="user",
+                accountStatus="active"))
+        return envelope.eventId
+
+
+async def test_a_graceful_stop_publishes_what_was_committed_and_waits_for_the_broker(
+        kafka_broker, schema_dir, tmp_path):
+    settings = load_settings({"database_url": f"sqlite:///{tmp_path}/{{service}}.db", "workers": 1,
+                              "outbox_poll_ms": 60_000, "bus_url": kafka_broker.url}, env={})
+    bus = open_kafka_bus(settings)
+    bus.start()
+    producer = ActorSystem(f"kquiet{uuid.uuid4().hex[:8]}", settings, bus, QuietProducer, schema_dir=schema_dir)
+    await producer.migrate()
+    producer.start()
+    try:
+        await producer.ask(PendingOutbox())  # the relay's start-up flush is over
+        await producer.ask(AppendQuietly(name="carol"))
+        assert await producer.ask(PendingOutbox()) == 1
+    finally:
+        await asyncio.to_thread(producer.stop)
+        await asyncio.to_thread(bus.stop)
+    db = open_database(producer.database_url)
+    await db.connect()
+    try:
+        assert await outbox.count_pending(db) == 0  # sent at stop and acknowledged before it ended
+    finally:
+        await db.close()
