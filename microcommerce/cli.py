@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from microcommerce import dlq_cli
+from microcommerce.actors.requests import RequestIdFilter
 from microcommerce.config import SERVICE_NAMES, ConfigError, Settings, load_settings
 from microcommerce.dlq_cli import add_dlq_commands
 from microcommerce.errors import ServiceError
@@ -94,8 +95,10 @@ def _flags(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())  # one request can be followed through every process's log
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     logging.getLogger("pykka").setLevel(logging.WARNING)
 
 

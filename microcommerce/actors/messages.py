@@ -30,6 +30,7 @@ class Deliver:
     topic: str
     key: str
     done: Callable[[bool], None] | None = None
+    request_id: str | None = None  # the HTTP request that caused the event, when known
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from microcommerce.actors.requests import current_request_id
 from microcommerce.contracts.events import (
     EventEnvelope,
     encode_event,
@@ -19,18 +20,21 @@ class OutboxRow(msgspec.Struct):
     topic: str
     event_key: str
     payload: str
+    request_id: str | None = None
 
 
 async def append(tx: Executor, producer: str, event_name: str, key: object, data: msgspec.Struct) -> EventEnvelope:
     """Record an event in the caller's transaction: it is published iff the transaction commits."""
     envelope = new_event(event_name, producer, data)
     await tx.execute(
-        "INSERT INTO outbox (topic, event_key, event_type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (topic, event_key, event_type, payload, created_at, request_id) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
         event_type(event_name).topic,
         str(key),
         event_name,
         encode_event(envelope).decode(),
         envelope.occurredAt,
+        current_request_id.get(),
     )
     return envelope
 
@@ -48,7 +52,8 @@ async def unpublished(db: Database, ids: list[int]) -> list[OutboxRow]:
         chunk = ids[start:start + 500]
         marks = ", ".join("?" for _ in chunk)
         found = await db.fetch_all(
-            f"SELECT id, topic, event_key, payload FROM outbox WHERE published_at IS NULL AND id IN ({marks})",
+            f"SELECT id, topic, event_key, payload, request_id FROM outbox "
+            f"WHERE published_at IS NULL AND id IN ({marks})",
             *chunk,
         )
         rows += [msgspec.convert(row, OutboxRow) for row in found]

@@ -7,6 +7,7 @@ every adapter fails fast the same way.
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from contextvars import ContextVar
@@ -19,6 +20,14 @@ from microcommerce.errors import ServiceError, ServiceUnavailable, UpstreamTimeo
 # carries it on the `Ask`, the worker sets it around the handler, and a remote adapter sends it on:
 # one id follows a call from service to service (logs, audit).
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps each log record with the request being served (`-` outside of any)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id.get() or "-"
+        return True
 
 
 class Endpoint(Protocol):

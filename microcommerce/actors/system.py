@@ -172,7 +172,8 @@ class ActorSystem:
                 done(False)
             return
         try:
-            self.router.route(key).tell(Deliver(envelope, topic, key, done))
+            # A bus hands the event's request id over in `current_request_id` (see relay, Kafka).
+            self.router.route(key).tell(Deliver(envelope, topic, key, done, current_request_id.get()))
         except pykka.ActorDeadError:
             self.dead_letters.record(self.name, "stopped", envelope)
             if done is not None:

@@ -259,9 +259,11 @@ class Worker(SupervisedActor):
 
     def _handle_event(self, delivery: Deliver) -> None:
         settled = False
+        token = current_request_id.set(delivery.request_id)  # its effects carry the cause's id
         try:
             settled = self._apply_or_park(delivery)
         finally:
+            current_request_id.reset(token)
             self._after_message()
             if delivery.done is not None:
                 delivery.done(settled)
@@ -398,8 +400,12 @@ class OutboxRelay(SupervisedActor):
 
     def _send(self, row: outbox.OutboxRow) -> None:
         self._in_flight.add(row.id)
-        self.system.bus.publish(row.topic, row.event_key, decode_event(row.payload),
-                                partial(self._on_settled, row.id))
+        token = current_request_id.set(row.request_id)  # travels with the event (a Kafka header)
+        try:
+            self.system.bus.publish(row.topic, row.event_key, decode_event(row.payload),
+                                    partial(self._on_settled, row.id))
+        finally:
+            current_request_id.reset(token)
 
     def _on_settled(self, row_id: int, ok: bool) -> None:
         self._settled.append((row_id, ok))

@@ -19,6 +19,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from microcommerce.actors.bus import DeliverFn, DoneFn, EventBus
+from microcommerce.actors.requests import current_request_id
 from microcommerce.config import Settings
 from microcommerce.contracts.events import EventEnvelope, encode_event, known_event_types
 from microcommerce.kafka.consumer import ConsumerOptions, GroupConsumer
@@ -144,6 +145,9 @@ class KafkaBus(EventBus):
             self.ensure_topics([topic])
         headers = [("eventType", envelope.eventType.encode()), ("eventId", envelope.eventId.encode()),
                    ("producer", envelope.producer.encode())]
+        request_id = current_request_id.get()
+        if request_id:
+            headers.append(("x-request-id", request_id.encode()))
         self._send(topic, key.encode(), encode_event(envelope), headers, on_settled, counts=True)
 
     def _send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]],

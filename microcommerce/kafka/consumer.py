@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from microcommerce.actors.bus import DeliverFn
+from microcommerce.actors.requests import current_request_id
 from microcommerce.contracts.events import EventEnvelope, decode_event
 from microcommerce.kafka.offsets import OffsetTracker
 
@@ -177,7 +178,11 @@ class GroupConsumer(ConsumerRebalanceListener):
         if len(self._positions) >= self.POSITIONS_KEPT:
             self._positions.pop(next(iter(self._positions)))
         self._positions[envelope.eventId] = (tp.partition, record.offset)
-        self._deliver(self._topics[tp.topic], envelope, tp.topic, key, done)
+        token = current_request_id.set(_request_id(record))  # read by the consumer's deliver_event
+        try:
+            self._deliver(self._topics[tp.topic], envelope, tp.topic, key, done)
+        finally:
+            current_request_id.reset(token)
 
     def _deliver(self, deliver: DeliverFn, envelope: EventEnvelope, topic: str, key: str,
                  done: Callable[[bool], None]) -> None:
@@ -297,3 +302,10 @@ class GroupConsumer(ConsumerRebalanceListener):
             self._tracker.forget(tp)
             self._retry_at.pop(tp, None)
         self._paused = {tp for tp in self._paused if tp not in assigned}
+
+
+def _request_id(record: Any) -> str | None:
+    for name, value in record.headers or ():
+        if name == "x-request-id":
+            return value.decode("ascii", "replace")
+    return None

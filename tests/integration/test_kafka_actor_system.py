@@ -10,6 +10,8 @@ import pytest
 from mc_testkit import eventually
 
 from microcommerce.actors import outbox
+from microcommerce.actors.bus import LocalBus
+from microcommerce.actors.requests import current_request_id
 from microcommerce.actors.service import ServiceActor, handles, on_event
 from microcommerce.actors.system import ActorSystem
 from microcommerce.config import load_settings
@@ -17,6 +19,7 @@ from microcommerce.contracts.commands import Command
 from microcommerce.contracts.events import USER_EVENTS, EventEnvelope, new_event
 from microcommerce.contracts.user import USER_UPDATED, UserData
 from microcommerce.kafka import KafkaBus, open_kafka_bus
+from microcommerce.node import open_bus
 from microcommerce.storage import open_database
 
 SCHEMA = """CREATE TABLE accounts (id {{pk}}, name VARCHAR(200) NOT NULL);
@@ -162,3 +165,43 @@ async def test_a_graceful_stop_publishes_what_was_committed_and_waits_for_the_br
         assert await outbox.count_pending(db) == 0  # sent at stop and acknowledged before it ended
     finally:
         await db.close()
+
+
+class TracingConsumer(ServiceActor):
+    """Records the request id each event was applied under."""
+
+    @on_event(USER_UPDATED)
+    async def on_user_updated(self, tx, data: UserData, envelope: EventEnvelope) -> None:
+        await tx.execute("INSERT INTO applied (event_id) VALUES (?)", current_request_id.get() or "-")
+
+    @handles(AppliedIds)
+    async def applied(self, cmd: AppliedIds) -> list[str]:
+        return [row["event_id"] for row in await self.db.fetch_all("SELECT event_id FROM applied ORDER BY id")]
+
+
+@pytest.mark.parametrize("transport", ["local", "kafka"])
+async def test_the_request_id_of_a_write_follows_its_event_to_the_consumer(transport, kafka_broker, schema_dir):
+    settings = load_settings({"ephemeral": True, "workers": 1, "outbox_poll_ms": 200,
+                              "bus_url": kafka_broker.url if transport == "kafka" else "local"}, env={})
+    suffix = uuid.uuid4().hex[:8]
+    buses = [open_bus(settings) for _ in range(2)] if transport == "kafka" else [LocalBus()] * 2
+    consumer = ActorSystem(f"ktrace{suffix}", settings, buses[1], TracingConsumer, schema_dir=schema_dir)
+    producer = ActorSystem(f"ksource{suffix}", settings, buses[0], Producer, schema_dir=schema_dir)
+    started = []
+    try:
+        for system, bus in ((consumer, buses[1]), (producer, buses[0])):
+            bus.start()
+            await system.migrate()
+            system.start()
+            started.append((system, bus))
+        token = current_request_id.set("trace-4711")  # as the HTTP middleware sets it
+        try:
+            await producer.ask(CreateAccount(name="dora"))
+        finally:
+            current_request_id.reset(token)
+        # (the topic may hold other tests' events: this group reads it from the start)
+        assert await eventually(lambda: _contains(consumer.ask(AppliedIds()), "trace-4711"), timeout=20)
+    finally:
+        for system, bus in reversed(started):
+            await asyncio.to_thread(system.stop)
+            await asyncio.to_thread(bus.stop)
