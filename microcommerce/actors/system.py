@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class ActorSystem:
         self.dead_letters = dead_letters or DeadLetters()
         self.database_url = settings.database_url_of(name)
         self.flush_requested = threading.Event()
+        self.outbox = OutboxStats()
         self.escalation: str | None = None
         self.supervisor: pykka.ActorRef | None = None
         self.router: KeyRouter[pykka.ActorRef] | None = None
@@ -216,6 +218,15 @@ class ActorSystem:
         if self.supervisor is None or not self.supervisor.is_alive():
             return 0
         return self.supervisor.proxy().restarts_total.get(timeout=1)
+
+
+@dataclass(slots=True)
+class OutboxStats:
+    """What the relay last saw, for /metrics (written by the relay's thread, read anywhere)."""
+
+    unpublished: int = 0  # rows not yet settled (as of the relay's last look; capped by its window)
+    in_flight: int = 0  # handed to the bus, not yet settled
+    published: int = 0  # rows settled and marked since start
 
 
 class _ReplyInbox:

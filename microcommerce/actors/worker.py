@@ -390,6 +390,7 @@ class OutboxRelay(SupervisedActor):
         # below the newest one sent may appear later. Rows already in flight are skipped.
         while len(self._in_flight) < self.MAX_IN_FLIGHT:
             ids = self.run(outbox.pending_ids(self.db, len(self._in_flight) + len(self._retry) + 200))
+            self.system.outbox.unpublished = len(ids)
             fresh = [i for i in ids if i not in self._in_flight and i not in self._retry]
             fresh = fresh[:self.MAX_IN_FLIGHT - len(self._in_flight)]
             if not fresh:
@@ -397,6 +398,7 @@ class OutboxRelay(SupervisedActor):
             for row in self.run(outbox.unpublished(self.db, fresh)):
                 self._send(row)
         self._record_settled()  # what settled while we sent (a topic nobody must apply settles at once)
+        self.system.outbox.in_flight = len(self._in_flight)
 
     def _send(self, row: outbox.OutboxRow) -> None:
         self._in_flight.add(row.id)
@@ -424,6 +426,7 @@ class OutboxRelay(SupervisedActor):
             chunk = done[start:start + 500]
             self.run(outbox.mark_published(self.db, chunk))
             self.published += len(chunk)
+            self.system.outbox.published += len(chunk)
 
     def _send_retries(self) -> None:
         now = time.monotonic()

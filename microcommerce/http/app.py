@@ -111,6 +111,9 @@ async def _metrics(request: web.Request) -> web.Response:
             "actor_restarts_total": system.restarts_total(),
             "actor_dead_letters_total": system.dead_letters.total(system.name),
             "actor_escalated": int(system.escalation is not None),
+            "outbox_unpublished": system.outbox.unpublished,
+            "outbox_in_flight": system.outbox.in_flight,
+            "outbox_published_total": system.outbox.published,
             **system.bus.metrics(),  # transport gauges, e.g. Kafka consumer lag
         }
     text = request.app[METRICS].render(runtime)

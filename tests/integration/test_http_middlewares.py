@@ -9,7 +9,7 @@ import uuid
 
 import jwt
 import pytest
-from mc_testkit import ADMIN_EMAIL
+from mc_testkit import ADMIN_EMAIL, eventually
 
 from microcommerce.contracts.events import AUDIT_EVENTS
 
@@ -408,3 +408,15 @@ async def test_admin_email_is_the_bootstrap_admin(platform):
     token = await platform.admin_token()
     reply = await platform.get("/auth/session", token=token)
     assert reply.body["user"]["email"] == ADMIN_EMAIL and reply.body["user"]["role"] == "admin"
+
+
+async def test_metrics_show_the_outbox_draining(platform):
+    await platform.signup()  # USER_CREATED goes through the user service's outbox
+
+    async def drained() -> bool:
+        text = (await platform.get("/metrics", service="user")).body
+        published = next(float(line.split()[-1]) for line in text.splitlines()
+                         if line.startswith('outbox_published_total{service="user"}'))
+        return published >= 1 and 'outbox_in_flight{service="user"} 0' in text
+
+    assert await eventually(drained)
