@@ -11,6 +11,7 @@ from aiohttp import web
 
 from microcommerce.actors.bus import EventBus, LocalBus
 from microcommerce.actors.deadletters import DeadLetters
+from microcommerce.actors.faults import DatabaseFactory, FaultInjector
 from microcommerce.actors.requests import LocalRequester, Requester
 from microcommerce.actors.system import ActorSystem
 from microcommerce.config import Settings
@@ -56,12 +57,15 @@ class Node:
 
     def __init__(self, settings: Settings, services: list[str], *, bus: EventBus | None = None,
                  requester: Requester | None = None,
-                 serve_http: bool = True) -> None:
+                 serve_http: bool = True, faults: FaultInjector | None = None,
+                 database_factory: DatabaseFactory | None = None) -> None:
         self.settings = settings
         self.service_names = services
         self.bus = bus or open_bus(settings)
         self.requester = requester or LocalRequester()
         self.serve_http = serve_http
+        self.faults = faults  # the chaos harness's seams; None in production
+        self.database_factory = database_factory
         self.dead_letters = DeadLetters()
         self.revocations = Revocations()
         self.issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, self.revocations)
@@ -105,7 +109,8 @@ class Node:
         if spec.logic is not None:
             system = ActorSystem(spec.name, self.settings, self.bus, spec.logic, spec.schema_dir,
                                  workers=spec.workers, dead_letters=self.dead_letters,
-                                 requester=self.requester)
+                                 requester=self.requester, faults=self.faults,
+                                 database_factory=self.database_factory)
             applied = await system.migrate()
             if applied:
                 log.info("%s: applied migrations %s", spec.name, ", ".join(applied))

@@ -17,6 +17,7 @@ import pykka
 
 from microcommerce.actors.bus import DoneFn, EventBus
 from microcommerce.actors.deadletters import DeadLetters
+from microcommerce.actors.faults import DatabaseFactory, FaultInjector
 from microcommerce.actors.messages import Ask, Deliver, Flush, Poll
 from microcommerce.actors.requests import LocalRequester, Requester, current_request_id
 from microcommerce.actors.router import KeyRouter
@@ -45,11 +46,15 @@ class ActorSystem:
         policy: RestartPolicy | None = None,
         dead_letters: DeadLetters | None = None,
         requester: Requester | None = None,
+        faults: FaultInjector | None = None,
+        database_factory: DatabaseFactory | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self.bus = bus
         self.requester = requester or LocalRequester()
+        self.faults = faults
+        self._database_factory = database_factory
         self.logic_cls = logic_cls
         self.schema_dir = schema_dir
         self.worker_count = workers or settings.workers
@@ -69,6 +74,8 @@ class ActorSystem:
 
     # -- lifecycle ---------------------------------------------------------------------
     def open_database(self) -> Database:
+        if self._database_factory is not None:
+            return self._database_factory(self.name, self.database_url)
         return open_database(self.database_url)
 
     async def migrate(self) -> list[str]:

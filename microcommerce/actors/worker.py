@@ -248,7 +248,13 @@ class Worker(SupervisedActor):
         assert self.logic is not None
         for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
             try:
-                return self.run(self.logic.dispatch(command))
+                faults = self.system.faults
+                if faults is None:
+                    return self.run(self.logic.dispatch(command))
+                faults.on_command(self.system.name, command, "before")
+                result = self.run(self.logic.dispatch(command))
+                faults.on_command(self.system.name, command, "after")
+                return result
             except TransientError as exc:
                 if attempt == TRANSIENT_ATTEMPTS or not getattr(command, "retry_transient", True):
                     log.warning("%s gave up on %s: %s", self.child_id, type(command).__name__, exc)
@@ -282,7 +288,12 @@ class Worker(SupervisedActor):
                 self.system.dead_letters.record(self.system.name, "escalated", envelope)
                 return False
             try:
+                faults = self.system.faults
+                if faults is not None:
+                    faults.on_event(self.system.name, envelope.eventType, "before")
                 self.run(self.logic.apply_event(envelope))
+                if faults is not None:
+                    faults.on_event(self.system.name, envelope.eventType, "after")
                 return True
             except DatabaseUnavailable as exc:
                 self.crashed(exc)  # reconnect through a restart, then try again
