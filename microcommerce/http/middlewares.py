@@ -75,7 +75,6 @@ def observe(service: str, settings: Settings, metrics: HttpMetrics,
             status = response.status
             return response
         finally:
-            current_request_id.reset(context_token)
             elapsed = time.perf_counter() - started
             info = request.match_info.route.resource
             route = info.canonical if info is not None else "unmatched"
@@ -87,6 +86,7 @@ def observe(service: str, settings: Settings, metrics: HttpMetrics,
                     "requestId": request[REQUEST_ID]}))
             if activity is not None:
                 activity(request, status, elapsed)
+            current_request_id.reset(context_token)  # after the access log: it carries the id too
 
     return observe_middleware
 
