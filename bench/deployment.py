@@ -67,7 +67,7 @@ class Deployment:
             "BOOTSTRAP_ADMIN_EMAIL": admin_email, "BOOTSTRAP_ADMIN_PASSWORD": admin_password,
             "LOG_LEVEL": "warning", "ACCESS_LOG": "false", "PROFILE": "production",
             "KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
-            "KAFKA_MAX_POLL_INTERVAL_MS": "10000",
+            "KAFKA_MAX_POLL_INTERVAL_MS": "10000", "DATA_DIR": str(self.log_dir / "data"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         time.sleep(0.5)  # the broker binds its port

@@ -50,7 +50,7 @@ class Deployment:
             BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"], ACCESS_LOG="false", LOG_LEVEL="warning",
             RATE_LIMIT_MAX="1000000", OUTBOX_POLL_MS="200", WORKERS="2",
             KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="1000",
-            KAFKA_MAX_POLL_INTERVAL_MS="10000")
+            KAFKA_MAX_POLL_INTERVAL_MS="10000", DATA_DIR=str(self.log_dir / "data"))  # the provider ledger
 
     def url(self, service: str = "gateway", port: int | None = None) -> str:
         return f"http://127.0.0.1:{port or self.ports[service]}"

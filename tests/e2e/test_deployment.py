@@ -10,6 +10,7 @@ import itertools
 import json
 import time
 import uuid
+from collections import Counter
 
 import aiohttp
 import pymysql
@@ -18,6 +19,8 @@ from kafka_broker import start_kafka_broker
 from mc_deployment import Client, Deployment
 from mc_process import CLI, ROOT
 from mc_testkit import eventually
+
+from microcommerce.services.payment.providers import ProviderLedger
 
 pytestmark = pytest.mark.timeout(300)
 CHANNELS = {"email", "sms", "push"}
@@ -185,6 +188,77 @@ async def test_kill_9_of_a_service_loses_no_event_and_the_gateway_fails_fast(dep
         return True
 
     await eventually(converged, timeout=60, interval=1)
+
+
+async def test_kill_9_of_the_payment_process_mid_checkout_takes_no_money_twice(deployment, client):
+    """Shoppers pay (retrying with their Idempotency-Key, as a client would) while the payment
+    process is killed and restarted. Every acknowledged payment is there and succeeded, its
+    order ends paid with exactly one succeeded payment, and the provider's books agree."""
+    admin = await admin_token(client)
+    product = await new_product(client, admin, stock=1000, price=3.0)
+    shoppers = [await new_shopper(client) for _ in range(6)]
+    acknowledged: dict[int, int] = {}  # order id -> payment id
+    stop = asyncio.Event()
+
+    async def pay_in_a_loop(token: str) -> None:
+        while not stop.is_set():
+            status, _ = await client.call("POST", "/carts/me/items", token=token,
+                                          json={"productId": product, "quantity": 1})
+            status, order = await client.call("POST", "/orders/me", token=token, json={"productId": product})
+            if status != 201:
+                await asyncio.sleep(0.05)
+                continue
+            key = uuid.uuid4().hex
+            for _ in range(100):  # retry through the outage with the same key
+                try:
+                    async with client.session.post(
+                            f"{client.deployment.url()}/payments/me/orders/{order['id']}/charge",
+                            json={"provider": "stripe", "paymentToken": "tok_visa"},
+                            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key}) as resp:
+                        body = await resp.json(content_type=None)
+                        if resp.status == 201:
+                            acknowledged[order["id"]] = body["id"]
+                            break
+                        if resp.status not in (409, 503, 504):
+                            break
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                await asyncio.sleep(0.1)
+
+    loops = [asyncio.create_task(pay_in_a_loop(token)) for _, token in shoppers]
+    await asyncio.sleep(1.5)
+    deployment.kill9(deployment.process_of("payment"))
+    await asyncio.sleep(1.0)
+    await deployment.wait_healthy(deployment.start("payment"))
+    await asyncio.sleep(1.5)
+    stop.set()
+    await asyncio.gather(*loops)
+    assert len(acknowledged) >= 6
+
+    async def settled():
+        for order_id in acknowledged:
+            _, order = await client.call("GET", f"/orders/{order_id}", token=admin)
+            if order["status"] != "paid":
+                return False
+        return True
+
+    await eventually(settled, timeout=40, interval=0.5)
+    with pymysql.connect(host="127.0.0.1", port=3306, user="root", database=f"{deployment.run}_payment") as db, \
+            db.cursor() as cur:
+        cur.execute("SELECT order_id, id, status, idempotency_key FROM payments")
+        rows = cur.fetchall()
+    succeeded = Counter(order_id for order_id, _, status, _ in rows if status == "succeeded")
+    for order_id, payment_id in acknowledged.items():
+        assert succeeded[order_id] == 1, (order_id, [r for r in rows if r[0] == order_id])
+        assert (order_id, payment_id) in {(r[0], r[1]) for r in rows if r[2] == "succeeded"}
+    ledger = ProviderLedger(f"sqlite:///{deployment.log_dir / 'data' / 'providers.sqlite'}")
+    try:
+        charged = Counter(charge.idempotencyKey for charge in ledger.charges() if charge.succeeded)
+    finally:
+        ledger.close()
+    keys = {key: status for _, _, status, key in rows}
+    assert all(n == 1 for n in charged.values())  # no key charged twice
+    assert all(keys.get(key) in ("succeeded", "refunded") for key in charged), "money without a payment"
 
 
 async def test_writes_are_accepted_while_the_broker_is_stopped_and_flow_once_it_is_back(
