@@ -43,7 +43,8 @@ class World:
 def _brief(body: Any) -> Any:
     """The scalar fields of an answer (ids, statuses, amounts): enough to check it, small to keep."""
     if isinstance(body, dict):
-        return {k: v for k, v in body.items() if isinstance(v, str | int | float | bool) or v is None}
+        return {k: ("<redacted>" if k == "token" else v) for k, v in body.items()
+                if isinstance(v, str | int | float | bool) or v is None}
     return body if isinstance(body, str | int | float | bool) or body is None else type(body).__name__
 
 
