@@ -13,6 +13,7 @@ from typing import Any
 
 from microcommerce import dlq_cli
 from microcommerce.actors.requests import RequestIdFilter
+from microcommerce.chaos.cli import add_chaos_command, cmd_chaos
 from microcommerce.config import SERVICE_NAMES, ConfigError, Settings, load_settings
 from microcommerce.dlq_cli import add_dlq_commands
 from microcommerce.errors import ServiceError
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--name", default="Admin")
 
     add_dlq_commands(sub, _common, _storage_flags)
+    add_chaos_command(sub)
     return parser
 
 
@@ -218,7 +220,7 @@ def cmd_dlq(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"dev": cmd_dev, "serve": cmd_serve, "migrate": cmd_migrate, "create-admin": cmd_create_admin,
-            "dlq": cmd_dlq}
+            "dlq": cmd_dlq, "chaos": cmd_chaos}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,320 @@
+"""The five invariants, each judged from the history and a final read of every service's data.
+
+A snapshot is `{service: {table: [row, ...]}}` plus `"provider": {"charges": [...], "refunds": [...]}`
+and `"healed": bool` (did every outbox drain and every mailbox empty before the read?).
+Each checker returns `{"valid": True | False | "unknown", "counterexample": ..., "problems": n}`:
+the counterexample is the smallest thing it can name (ids included); "unknown" when the system
+had not healed, so a missing projection may only be late.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from microcommerce.contracts import order as order_events
+from microcommerce.contracts import payment as payment_events
+from microcommerce.contracts import user as user_events
+from microcommerce.services.notification.domain import channels_for
+from microcommerce.services.payment.books import BookedPayment, disagreements
+from microcommerce.services.payment.providers import LedgerCharge, LedgerRefund
+
+Snapshot = dict[str, Any]
+Completion = dict[str, Any]
+Checker = Callable[[list[Completion], Snapshot], dict[str, Any]]
+
+HOLDING = ("paid", "shipped", "delivered")  # statuses that keep the order's money
+NOTIFIED_EVENTS = frozenset({
+    user_events.USER_CREATED, user_events.PASSWORD_RESET_REQUESTED,
+    order_events.ORDER_CREATED, order_events.ORDER_PAID, order_events.ORDER_SHIPPED,
+    order_events.ORDER_DELIVERED, order_events.ORDER_CANCELLED,
+    payment_events.PAYMENT_SUCCEEDED, payment_events.PAYMENT_FAILED, payment_events.PAYMENT_REFUNDED,
+})
+LATER_STATUSES = {"shipped": {"shipped", "delivered", "refunded"}, "delivered": {"delivered", "refunded"},
+                  "cancelled": {"cancelled"}}
+
+
+def verdict(problems: list[Any], *, unknown_reason: str | None = None) -> dict[str, Any]:
+    if problems:
+        if unknown_reason:
+            return {"valid": "unknown", "counterexample": {"reason": unknown_reason, "first": problems[0]},
+                    "problems": len(problems)}
+        return {"valid": False, "counterexample": problems[0], "problems": len(problems)}
+    return {"valid": True, "counterexample": None, "problems": 0}
+
+
+def _rows(snapshot: Snapshot, service: str, table: str) -> list[dict[str, Any]]:
+    return snapshot.get(service, {}).get(table, [])
+
+
+# -- 1. stock ------------------------------------------------------------------------------------
+def check_stock(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]:
+    """Per product: on hand = available + reserved, none negative; reserved and sold equal the
+    product's reservations (reserved / confirmed); every held order holds its units."""
+    reservations: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in _rows(snapshot, "inventory", "reservations"):
+        reservations[int(r["product_id"])].append(r)
+    problems = []
+    for row in _rows(snapshot, "inventory", "stock"):
+        pid = int(row["product_id"])
+        total, reserved, sold = int(row["total_quantity"]), int(row["reserved_quantity"]), int(row["sold_quantity"])
+        ledger = {"onHand": total, "available": total - reserved, "reserved": reserved, "sold": sold}
+        held = sum(int(r["quantity"]) for r in reservations[pid] if r["status"] == "reserved")
+        confirmed = sum(int(r["quantity"]) for r in reservations[pid] if r["status"] == "confirmed")
+        what = None
+        if min(total, reserved, sold) < 0 or total - reserved < 0:
+            what = "oversold: a quantity is negative"
+        elif reserved != held:
+            what = f"reserved {reserved} but its reserved reservations hold {held}"
+        elif sold != confirmed:
+            what = f"sold {sold} but its confirmed reservations hold {confirmed}"
+        if what:
+            problems.append({"product": pid, "problem": what, "ledger": ledger,
+                             "reservations": [{"id": r["id"], "order": r["order_id"], "quantity": r["quantity"],
+                                               "status": r["status"]} for r in reservations[pid]]})
+    by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for rs in reservations.values():
+        for r in rs:
+            by_order[int(r["order_id"])].append(r)
+    for order in _rows(snapshot, "order", "orders"):
+        oid, status = int(order["id"]), order["status"]
+        statuses = sorted({r["status"] for r in by_order.get(oid, [])})
+        if status in ("shipped", "delivered") and statuses != ["confirmed"]:
+            problems.append({"order": oid, "status": status, "problem": "shipped without its stock sold",
+                             "reservations": statuses})
+        elif status == "paid" and not set(statuses) <= {"reserved", "confirmed"}:
+            problems.append({"order": oid, "status": status, "problem": "paid without its stock held",
+                             "reservations": statuses})
+        elif status == "cancelled" and "reserved" in statuses:
+            problems.append({"order": oid, "status": status, "problem": "cancelled but its stock is still held",
+                             "reservations": statuses})
+    return verdict(problems)
+
+
+# -- 2. payments -----------------------------------------------------------------------------
+def check_payments(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]:
+    payments = _rows(snapshot, "payment", "payments")
+    by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for p in payments:
+        by_order[int(p["order_id"])].append(p)
+
+    def brief(p: dict[str, Any]) -> dict[str, Any]:
+        return {"id": p["id"], "status": p["status"], "amountCents": p["amount_cents"],
+                "providerPaymentId": p["provider_payment_id"]}
+
+    problems: list[Any] = []
+    for order in _rows(snapshot, "order", "orders"):
+        oid, status = int(order["id"]), order["status"]
+        live = [p for p in by_order.get(oid, []) if p["status"] == "succeeded"]
+        theirs = [brief(p) for p in by_order.get(oid, [])]
+        if status in HOLDING:
+            if len(live) != 1:
+                problems.append({"order": oid, "status": status, "totalCents": order["total_cents"],
+                                 "problem": f"{len(live)} succeeded unrefunded payments", "payments": theirs})
+            elif int(live[0]["amount_cents"]) != int(order["total_cents"]):
+                problems.append({"order": oid, "status": status, "totalCents": order["total_cents"],
+                                 "problem": "paid a different amount", "payments": theirs})
+        elif live:
+            problems.append({"order": oid, "status": status, "problem": f"{status} order keeps its money",
+                             "payments": theirs})
+    booked = [BookedPayment(id=int(p["id"]), orderId=int(p["order_id"]), provider=p["provider"], status=p["status"],
+                            amountCents=int(p["amount_cents"]), providerPaymentId=p["provider_payment_id"],
+                            idempotencyKey=p["idempotency_key"]) for p in payments]
+    provider = snapshot.get("provider", {})
+    charges = [LedgerCharge(**c) for c in provider.get("charges", [])]
+    refunds = [LedgerRefund(**r) for r in provider.get("refunds", [])]
+    problems += [{"problem": "provider books disagree", "detail": line}
+                 for line in disagreements(charges, refunds, booked, settled=snapshot.get("healed", True))]
+    return verdict(problems)
+
+
+# -- 3. acknowledged writes ----------------------------------------------------------------------
+def check_acknowledged(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]:
+    users = {int(u["id"]): u for u in _rows(snapshot, "user", "users")}
+    orders = {int(o["id"]): o for o in _rows(snapshot, "order", "orders")}
+    payments = {int(p["id"]): p for p in _rows(snapshot, "payment", "payments")}
+    stock = {int(s["product_id"]) for s in _rows(snapshot, "inventory", "stock")}
+    cart_of = {int(c["id"]): int(c["user_id"]) for c in _rows(snapshot, "cart", "carts")}
+    lines = {(cart_of.get(int(i["cart_id"])), int(i["product_id"])) for i in _rows(snapshot, "cart", "cart_items")}
+    ordered = {(int(o["user_id"]), int(i["product_id"]))
+               for i in _rows(snapshot, "order", "order_items") for o in [orders.get(int(i["order_id"]))] if o}
+    user_of: dict[str, int] = {}
+    checkouts_after: dict[str, list[float]] = defaultdict(list)
+    for op in history:
+        if op["op"] in ("signup", "login") and op["type"] == "ok":
+            body = op["result"]["body"] or {}
+            if isinstance(body, dict) and "id" in body:
+                user_of[op["process"]] = int(body["id"])
+        if op["op"] == "checkout":
+            checkouts_after[op["process"]].append(op["t"])
+    for u in users.values():  # login answers carry no id in their scalar fields: match by email
+        for op in history:
+            if op["op"] == "login" and op["args"].get("email") == u["email"]:
+                user_of.setdefault(op["process"], int(u["id"]))
+
+    problems = []
+    for op in history:
+        if op["type"] != "ok":
+            continue
+        body = op["result"]["body"] if isinstance(op["result"]["body"], dict) else {}
+        missing = None
+        name = op["op"]
+        if name == "signup" and int(body.get("id", -1)) not in users:
+            missing = f"user {body.get('id')} is gone"
+        elif name in ("order", "checkout"):
+            order = orders.get(int(body.get("id", -1)))
+            if order is None:
+                missing = f"order {body.get('id')} is gone"
+            elif round(float(body.get("totalAmount", 0)) * 100) != int(order["total_cents"]):
+                missing = f"order {body.get('id')} has another total ({order['total_cents']} cents)"
+        elif name == "pay":
+            payment = payments.get(int(body.get("id", -1)))
+            if payment is None:
+                missing = f"payment {body.get('id')} is gone"
+            elif body.get("status") == "succeeded" and payment["status"] not in ("succeeded", "refunded"):
+                missing = f"payment {body.get('id')} answered succeeded, now {payment['status']}"
+        elif name in ("shipped", "delivered", "cancel"):
+            target = "cancelled" if name == "cancel" else name
+            order = orders.get(int(op["args"]["orderId"]))
+            if order is None or order["status"] not in LATER_STATUSES[target]:
+                missing = f"order {op['args']['orderId']} is {order and order['status']}, not {target}"
+        elif name == "refund":
+            payment = payments.get(int(op["args"]["paymentId"]))
+            if payment is None or payment["status"] != "refunded":
+                missing = f"payment {op['args']['paymentId']} is {payment and payment['status']}, not refunded"
+        elif name == "restock" and int(op["args"]["productId"]) not in stock:
+            missing = f"stock of product {op['args']['productId']} is gone"
+        elif name == "cart_add":
+            uid, pid = user_of.get(op["process"]), int(op["args"]["productId"])
+            later_checkout = any(t > op["t"] for t in checkouts_after[op["process"]])
+            if uid is not None and (uid, pid) not in lines and (uid, pid) not in ordered and not later_checkout:
+                missing = f"cart line (user {uid}, product {pid}) is gone and was never ordered"
+        if missing:
+            problems.append({"op": op["index"], "name": name, "process": op["process"], "args": op["args"],
+                             "answer": op["result"], "problem": missing})
+    return verdict(problems)
+
+
+# -- 4. projections converge -----------------------------------------------------------------
+def outbox_events(snapshot: Snapshot) -> list[dict[str, Any]]:
+    """Every event a service committed (its outbox rows stay after they are sent)."""
+    events = []
+    for service, tables in snapshot.items():
+        if not isinstance(tables, dict):
+            continue
+        for row in tables.get("outbox", []):
+            envelope = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
+            events.append({"service": service, "eventId": envelope["eventId"], "eventType": envelope["eventType"],
+                           "data": envelope.get("data")})
+    return events
+
+
+def check_projections(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]:
+    problems: list[Any] = []
+    for service, tables in snapshot.items():
+        if isinstance(tables, dict):
+            problems += [{"problem": "event parked as a dead letter", "service": service, "event": d["event_id"],
+                          "eventType": d["event_type"], "error": str(d["error"])[:200]}
+                         for d in tables.get("dead_letters", [])]
+    users = {int(u["id"]): u for u in _rows(snapshot, "user", "users")}
+    for service, table in (("cart", "cart_users"), ("order", "users"), ("notification", "users")):
+        projected = {int(u["id"]): u for u in _rows(snapshot, service, table)}
+        for uid, user in users.items():
+            mine = projected.get(uid)
+            if mine is None or mine["email"] != user["email"]:
+                problems.append({"projection": f"{service}.{table}", "user": uid, "source": user["email"],
+                                 "projected": mine and mine["email"]})
+    carts = {int(c["user_id"]) for c in _rows(snapshot, "cart", "carts")}
+    problems += [{"projection": "cart.carts", "user": uid, "problem": "no cart"}
+                 for uid in users if uid not in carts]
+    stock = {int(s["product_id"]): s for s in _rows(snapshot, "inventory", "stock")}
+    index = {int(s["product_id"]): s for s in _rows(snapshot, "search", "search_products")}
+    for product in _rows(snapshot, "product", "products"):
+        pid = int(product["id"])
+        level = stock.get(pid)
+        if product["deleted_at"] is not None:
+            continue
+        if level is None:
+            problems.append({"projection": "inventory.stock", "product": pid, "problem": "no stock row"})
+            continue
+        if int(product["stock_quantity"]) != int(level["total_quantity"]):
+            problems.append({"projection": "product.stockQuantity", "product": pid,
+                             "source": level["total_quantity"], "projected": product["stock_quantity"]})
+        entry = index.get(pid)
+        available = int(level["total_quantity"]) - int(level["reserved_quantity"])
+        if entry is None:
+            problems.append({"projection": "search", "product": pid, "problem": "not indexed"})
+        elif (entry["name"], int(entry["price_cents"]), int(entry["available_quantity"])) != (
+                product["name"], int(product["price_cents"]), available):
+            problems.append({"projection": "search", "product": pid,
+                             "source": [product["name"], product["price_cents"], available],
+                             "projected": [entry["name"], entry["price_cents"], entry["available_quantity"]]})
+    guards = {int(g["order_id"]): g for g in _rows(snapshot, "payment", "order_guards")}
+    for order in _rows(snapshot, "order", "orders"):
+        if order["status"] == "cancelled":
+            guard = guards.get(int(order["id"]))
+            if guard is None or guard["cancelled_at"] is None:
+                problems.append({"projection": "payment.order_guards", "order": order["id"],
+                                 "problem": "cancellation not seen by payment"})
+    channels = snapshot.get("notification_channels", ("email", "sms", "push"))
+    audited = {a["event_id"] for a in _rows(snapshot, "audit", "audit_logs")}
+    notified = {(n["source_event_id"], n["channel"]) for n in _rows(snapshot, "notification", "notifications")}
+    for event in outbox_events(snapshot):
+        if event["eventId"] not in audited:
+            problems.append({"projection": "audit", "event": event["eventId"], "eventType": event["eventType"],
+                             "producer": event["service"], "problem": "no audit record"})
+        if event["eventType"] in NOTIFIED_EVENTS:
+            for channel in channels_for(event["eventType"], tuple(channels)):
+                if (event["eventId"], channel) not in notified:
+                    problems.append({"projection": "notification", "event": event["eventId"],
+                                     "eventType": event["eventType"], "channel": channel,
+                                     "problem": "no notification"})
+                    break
+    healed = snapshot.get("healed", True)
+    return verdict(problems, unknown_reason=None if healed else "the system had not healed when read")
+
+
+# -- 5. exactly once ---------------------------------------------------------------------------
+def check_exactly_once(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]:
+    problems = []
+    notes = Counter((n["source_event_id"], n["channel"]) for n in _rows(snapshot, "notification", "notifications"))
+    for (event_id, channel), n in sorted(notes.items()):
+        if n > 1:
+            ids = [r["id"] for r in _rows(snapshot, "notification", "notifications")
+                   if (r["source_event_id"], r["channel"]) == (event_id, channel)]
+            problems.append({"duplicate": "notification", "event": event_id, "channel": channel, "count": n,
+                             "notifications": ids})
+    audits = Counter(a["event_id"] for a in _rows(snapshot, "audit", "audit_logs"))
+    for event_id, n in sorted(audits.items()):
+        if n > 1:
+            ids = [r["id"] for r in _rows(snapshot, "audit", "audit_logs") if r["event_id"] == event_id]
+            problems.append({"duplicate": "audit", "event": event_id, "count": n, "records": ids})
+    return verdict(problems)
+
+
+CHECKERS: dict[str, Checker] = {
+    "stock": check_stock,
+    "payments": check_payments,
+    "acknowledged-writes": check_acknowledged,
+    "projections": check_projections,
+    "exactly-once": check_exactly_once,
+}
+
+
+def run_checkers(history: list[Completion], snapshot: Snapshot) -> dict[str, dict[str, Any]]:
+    results = {}
+    for name, checker in CHECKERS.items():
+        try:
+            results[name] = checker(history, snapshot)
+        except Exception as exc:  # a checker bug must not pass as valid
+            results[name] = {"valid": "unknown", "counterexample": {"checker error": repr(exc)}, "problems": 0}
+    return results
+
+
+def overall(results: dict[str, dict[str, Any]]) -> bool | str:
+    values = [r["valid"] for r in results.values()]
+    if False in values:
+        return False
+    return "unknown" if "unknown" in values else True

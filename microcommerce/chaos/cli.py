@@ -1,0 +1,102 @@
+"""`microcommerce chaos`: one seeded chaos run (or many) and its verdict; exit 0 valid,
+1 invalid, 2 unknown or a harness error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from microcommerce.chaos.faults import FAMILIES
+
+EXIT = {True: 0, False: 1, "unknown": 2}
+
+
+def add_chaos_command(sub: argparse._SubParsersAction) -> None:
+    chaos = sub.add_parser("chaos", help="seeded faults, virtual shoppers, invariant checkers (docs/chaos.md)",
+                           description=__doc__)
+    which = chaos.add_mutually_exclusive_group()
+    which.add_argument("--seed", type=int, default=1, help="the seed of the fault schedule and the workload")
+    which.add_argument("--seeds", metavar="A-B", help="run seeds A to B one after another; list the failing ones")
+    chaos.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds of workload with faults on")
+    chaos.add_argument("--shoppers", type=int, default=8, metavar="K", help="virtual shoppers (plus one admin)")
+    chaos.add_argument("--faults", default="none", metavar="LIST",
+                       help=f"comma-separated families, 'all' or 'none': {', '.join(FAMILIES)}")
+    chaos.add_argument("--swarm", action="store_true", help="let the seed pick the fault families and rates")
+    chaos.add_argument("--db", metavar="URL", help="MySQL URL with {service} (fresh databases per run; "
+                                                     "default: in-memory SQLite)")
+    chaos.add_argument("--out", metavar="DIR", default="chaos-out", help="where results.json, history.jsonl, "
+                                                                         "faults.jsonl go (per seed with --seeds)")
+
+
+def _families(value: str) -> tuple[str, ...]:
+    if value == "all":
+        return FAMILIES
+    if value in ("none", ""):
+        return ()
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise ValueError(f"--faults: unknown family {', '.join(unknown)}; known: {', '.join(FAMILIES)}, all, none")
+    return names
+
+
+def _seed_range(value: str) -> range:
+    match = re.fullmatch(r"(\d+)-(\d+)", value)
+    if not match or int(match[1]) > int(match[2]):
+        raise ValueError(f"--seeds: expected A-B with A <= B, got {value!r}")
+    return range(int(match[1]), int(match[2]) + 1)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.duration <= 0:
+        raise ValueError("--duration: must be positive")
+    if args.shoppers < 1:
+        raise ValueError("--shoppers: at least 1")
+    if args.db and "{service}" not in args.db:
+        raise ValueError("--db: the URL must contain {service} (one database per service)")
+
+
+def run_one(config: Any, out: Path) -> bool | str:
+    from microcommerce.chaos.report import summary
+    from microcommerce.chaos.runner import run_chaos, write_outputs
+
+    print(f"chaos run: seed {config.seed}, {config.duration:g}s, {config.shoppers} shoppers, "
+          f"faults {','.join(config.families) or 'none'}{' (swarm)' if config.swarm else ''}", flush=True)
+    result = asyncio.run(run_chaos(config, progress=lambda line: print(line, flush=True)))
+    write_outputs(result, out)
+    print(summary(result, config, str(out)), flush=True)
+    return result.valid
+
+
+def cmd_chaos(args: argparse.Namespace) -> None:
+    from microcommerce.chaos.runner import (  # the node only when a run starts
+        HarnessError,
+        RunConfig,
+    )
+
+    logging.basicConfig(level=logging.CRITICAL)  # the services' own errors are part of the test
+    try:
+        _check(args)
+        families = _families(args.faults)
+        seeds = _seed_range(args.seeds) if args.seeds else [args.seed]
+        verdicts: dict[int, bool | str] = {}
+        for seed in seeds:
+            config = RunConfig(seed=seed, duration=args.duration, shoppers=args.shoppers, families=families,
+                               swarm=args.swarm, db_url=args.db)
+            out = Path(args.out) / f"seed-{seed}" if args.seeds else Path(args.out)
+            verdicts[seed] = run_one(config, out)
+    except (HarnessError, ValueError) as exc:
+        print(f"microcommerce: chaos: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if args.seeds:
+        failing = [s for s, v in verdicts.items() if v is not True]
+        print(f"{len(seeds)} seeds: {len(seeds) - len(failing)} valid"
+              + (f"; failing: {', '.join(f'{s} ({v})' for s, v in verdicts.items() if v is not True)}"
+                 if failing else ""), flush=True)
+    worst = False if False in verdicts.values() else ("unknown" if "unknown" in verdicts.values() else True)
+    sys.exit(EXIT[worst])

@@ -1,0 +1,254 @@
+"""One chaos run: an all-in-one node wired through the fault plan, the workload for `duration`
+seconds with faults on, then faults off, healing (outboxes drained, mailboxes empty, no pending
+payment), a final read of every service's data, and the checkers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from microcommerce.chaos import checkers
+from microcommerce.chaos.faults import FaultPlan, chaos_wiring
+from microcommerce.chaos.history import History
+from microcommerce.chaos.workload import Admin, Client, Shopper, World, run_process
+from microcommerce.config import Settings, load_settings
+from microcommerce.node import Node
+from microcommerce.services import implemented_services
+from microcommerce.services.payment.providers import ledger_for
+from microcommerce.storage import open_database
+
+ADMIN_EMAIL = "admin@chaos.test"
+ADMIN_PASSWORD = "chaos-admin-password"
+HEAL_TIMEOUT_S = 30.0
+# Every table a checker reads, per service (the messaging tables are read from every service).
+TABLES = {
+    "user": ["users"], "cart": ["cart_users", "carts", "cart_items"],
+    "order": ["orders", "order_items", "users"], "payment": ["payments", "order_guards"],
+    "inventory": ["stock", "reservations"], "product": ["products"], "search": ["search_products"],
+    "notification": ["users", "notifications"], "audit": ["audit_logs"],
+}
+MESSAGING_TABLES = ["outbox", "dead_letters"]
+
+
+@dataclass
+class RunConfig:
+    seed: int
+    duration: float = 10.0
+    shoppers: int = 8
+    families: tuple[str, ...] = ()
+    swarm: bool = False
+    db_url: str | None = None
+    products: int = 5
+    stock: int = 4
+
+
+@dataclass
+class RunResult:
+    valid: bool | str
+    seed: int
+    faults: dict[str, int]
+    ops: dict[str, int]
+    checkers: dict[str, dict[str, Any]]
+    healed: bool
+    history: History = field(repr=False)
+    plan: Any = field(repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"valid": self.valid, "seed": self.seed, "faults": self.faults, "ops": self.ops,
+                "checkers": {name: {"valid": c["valid"], "counterexample": c["counterexample"]}
+                             for name, c in self.checkers.items()}, "healed": self.healed}
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def chaos_settings(config: RunConfig) -> Settings:
+    """Fast and isolated: memory (or fresh MySQL databases), cheap bcrypt, short timeouts."""
+    services = implemented_services()
+    run_id = uuid.uuid4().hex[:8]
+    flags: dict[str, Any] = {
+        "password_hash_cost": 4, "access_log": False, "rate_limit_max": 1_000_000, "log_level": "error",
+        "jwt_secret": "chaos-harness-jwt-secret-0123456789", "internal_token": "chaos-internal-token-01234567",
+        "bootstrap_admin_email": ADMIN_EMAIL, "bootstrap_admin_password": ADMIN_PASSWORD,
+        "request_timeout_ms": 1500, "timeouts_ms": {"payment": 2500},  # under the provider's 3 s slow answer
+        "outbox_poll_ms": 100, "payment_reconcile_interval_ms": 1000, "reservation_sweep_interval_ms": 1000,
+        "max_pending_orders_per_user": 1000, "workers": 2,
+        "ports": dict(zip(services, _free_ports(len(services)), strict=True)),
+        "provider_ledger_url": f"sqlite://memory/chaos-providers-{run_id}",
+    }
+    if config.db_url:
+        # A fresh database per service and run: the checkers must see only this run's data.
+        flags["database_url"] = config.db_url.replace("{service}", f"{{service}}_chaos_{run_id}")
+    else:
+        flags["ephemeral"] = True
+    return load_settings(flags, env={})
+
+
+async def _settled(node: Node) -> bool:
+    for runtime in node.services.values():
+        system = runtime.system
+        if system is None:
+            continue
+        if system.outbox.unpublished or system.outbox.in_flight or any(system.mailbox_depths()):
+            return False
+    return True
+
+
+async def heal(node: Node, timeout: float = HEAL_TIMEOUT_S) -> bool:
+    """Wait until every outbox is settled, every mailbox empty and no payment pending, for a
+    few looks in a row (the relay's view is as of its last poll); False on timeout."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        if await _settled(node) and not await _pending_payments(node):
+            quiet += 1
+            if quiet >= 5:
+                return True
+        else:
+            quiet = 0
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def _pending_payments(node: Node) -> int:
+    rows = await _read(node.system("payment").database_url,
+                       ["SELECT COUNT(*) AS n FROM payments WHERE status = 'pending'"])
+    return int(rows[0][0]["n"])
+
+
+async def _read(url: str, queries: list[str]) -> list[list[dict[str, Any]]]:
+    """Read-only SQL on a service's database, past any fault wrapper, on a private loop/thread."""
+
+    async def run() -> list[list[dict[str, Any]]]:
+        db = open_database(url)
+        await db.connect()
+        try:
+            return [await db.fetch_all(sql) for sql in queries]
+        finally:
+            await db.close()
+
+    return await asyncio.to_thread(asyncio.run, run())
+
+
+async def final_read(node: Node, healed: bool) -> checkers.Snapshot:
+    snapshot: checkers.Snapshot = {"healed": healed,
+                                   "notification_channels": list(node.settings.notification_channels)}
+    for service, tables in TABLES.items():
+        names = tables + MESSAGING_TABLES
+        results = await _read(node.system(service).database_url, [f"SELECT * FROM {t}" for t in names])
+        snapshot[service] = dict(zip(names, results, strict=True))
+    ledger = ledger_for(node.settings)
+    snapshot["provider"] = {"charges": [msgspec.structs.asdict(c) for c in ledger.charges()],
+                            "refunds": [msgspec.structs.asdict(r) for r in ledger.refunds()]}
+    return snapshot
+
+
+async def _setup_catalogue(client: Client, world: World, config: RunConfig) -> None:
+    """Admin login, one category, a few products with scarce stock (retried through faults)."""
+    outcome, _, body = await client.call("login", "POST", "/auth/login", write=False,
+                                         body={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                                         args={"email": ADMIN_EMAIL})
+    if outcome != "ok":
+        raise HarnessError(f"admin login failed: {body}")
+    client.token = body["token"]
+    outcome, _, body = await client.call("create_category", "POST", "/categories", body={"name": "Chaos"})
+    if outcome != "ok":
+        raise HarnessError(f"could not create the catalogue: {body}")
+    for n in range(config.products):
+        outcome, _, product = await client.call(
+            "create_product", "POST", "/products",
+            body={"categoryId": body["id"], "name": f"Chaos gadget {n}", "price": 5 + n,
+                  "stockQuantity": config.stock})
+        if outcome != "ok":
+            raise HarnessError(f"could not create the catalogue: {product}")
+        world.products.append(product["id"])
+
+
+class HarnessError(Exception):
+    """The harness itself could not run (not a verdict on the system)."""
+
+
+async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None = print,
+                    plan: FaultPlan | None = None) -> RunResult:
+    plan = plan or FaultPlan(config.seed, config.families, swarm=config.swarm)
+    settings = chaos_settings(config)
+    wiring = chaos_wiring(plan)
+    node = Node(settings, implemented_services(), bus=wiring.bus, requester=wiring.requester,
+                faults=wiring.faults, database_factory=wiring.database_factory, serve_http=True)
+    history = History()
+    world = World()
+    workload_rng = plan.rng("workload")
+    seeds = [workload_rng.getrandbits(64) for _ in range(config.shoppers + 2)]
+    await node.start()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    base = settings.url_of("gateway")
+    ticker: asyncio.Task[None] | None = None
+    try:
+        setup = Client(session, base, history, "setup", random.Random(seeds[0]))
+        await _setup_catalogue(setup, world, config)
+        admin_client = Client(session, base, history, "admin", random.Random(seeds[1]))
+        admin_client.token = setup.token
+        shoppers = [Shopper(Client(session, base, history, f"shopper-{i}", random.Random(seeds[i + 2])),
+                            world, plan, i) for i in range(config.shoppers)]
+        started = time.monotonic()
+        stop_at = started + config.duration
+        if progress is not None:
+            ticker = asyncio.create_task(_tick(progress, history, plan, started))
+
+        async def shop(shopper: Shopper) -> None:
+            await shopper.start()
+            await run_process(shopper, stop_at)
+
+        await asyncio.gather(run_process(Admin(admin_client, world), stop_at), *(shop(s) for s in shoppers))
+        plan.stop()
+        if ticker is not None:
+            ticker.cancel()
+        if progress is not None:
+            progress(f"[{time.monotonic() - started:5.1f}s] faults stopped; healing (up to {HEAL_TIMEOUT_S:g}s)")
+        healed = await heal(node)
+        snapshot = await final_read(node, healed)
+        results = checkers.run_checkers(history.completions(), snapshot)
+        return RunResult(valid=checkers.overall(results), seed=config.seed, faults=plan.counts(),
+                         ops=history.counts(), checkers=results, healed=healed, history=history, plan=plan)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        plan.stop()
+        await session.close()
+        await node.stop()
+
+
+async def _tick(progress: Callable[[str], None], history: History, plan: FaultPlan, started: float) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        ops = " ".join(f"{k}={v}" for k, v in history.counts().items())
+        faults = ", ".join(f"{k}={v}" for k, v in sorted(plan.counts().items())) or "none"
+        progress(f"[{time.monotonic() - started:5.1f}s] ops {ops} | faults {faults}")
+
+
+def write_outputs(result: RunResult, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result.as_json(), indent=2, default=str) + "\n")
+    result.history.write(out / "history.jsonl")
+    result.plan.write_faults(out / "faults.jsonl")

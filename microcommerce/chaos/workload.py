@@ -1,0 +1,273 @@
+"""Virtual shoppers (and one admin) through the gateway's real HTTP routes.
+
+Each process draws its decisions from its own stream, seeded from the plan's "workload" stream,
+so the same seed gives each shopper the same sequence of draws. Clients retry like real ones:
+on 5xx, timeouts and connection errors, with backoff, reusing the `Idempotency-Key` where the
+API has one; an op whose write may have landed but whose answer was lost is recorded `info`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from microcommerce.chaos.history import History
+
+PASSWORD = "chaos-password-1"
+RETRYABLE = {500, 502, 503, 504}
+ATTEMPTS = 4
+ATTEMPT_TIMEOUT_S = 5.0
+
+SHOPPER_MIX = {
+    "browse": 10, "search": 8, "cart_add": 14, "order_one": 12, "checkout": 8, "pay": 16,
+    "pay_again": 3, "cancel": 5, "read_orders": 6, "read_notifications": 5,
+}
+ADMIN_MIX = {"restock": 3, "ship": 4, "deliver": 3, "refund": 2, "idle": 2}
+
+
+@dataclass
+class World:
+    """What the clients learned from answers, shared so the admin can act on shoppers' orders."""
+
+    products: list[int] = field(default_factory=list)
+    paid_orders: list[int] = field(default_factory=list)
+    shipped_orders: list[int] = field(default_factory=list)
+    payments: list[int] = field(default_factory=list)
+
+
+def _brief(body: Any) -> Any:
+    """The scalar fields of an answer (ids, statuses, amounts): enough to check it, small to keep."""
+    if isinstance(body, dict):
+        return {k: ("<redacted>" if k == "token" else v) for k, v in body.items()
+                if isinstance(v, str | int | float | bool) or v is None}
+    return body if isinstance(body, str | int | float | bool) or body is None else type(body).__name__
+
+
+class Client:
+    """One process's HTTP client: every call is one op in the history."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, history: History, process: str,
+                 rng: random.Random) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.history = history
+        self.process = process
+        self.rng = rng
+        self.token: str | None = None
+        self._keys = 0
+
+    def new_key(self) -> str:
+        self._keys += 1
+        return f"{self.process}-k{self._keys}"
+
+    async def call(self, op: str, method: str, path: str, *, body: Any = None, write: bool = True,
+                   idempotency_key: str | None = None, args: dict[str, Any] | None = None,
+                   ) -> tuple[str, int | None, Any]:
+        """Run one op with retries; returns (outcome, last status, body)."""
+        index = self.history.invoke(self.process, op, {"path": path, **(args or {}),
+                                                       **({"key": idempotency_key} if idempotency_key else {})})
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        ambiguous = False  # an earlier attempt may have been applied
+        status: int | None = None
+        answer: Any = None
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(0.05 * 2 ** attempt)
+            try:
+                async with self.session.request(method, self.base_url + path, json=body, headers=headers,
+                                                timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_S)) as resp:
+                    status = resp.status
+                    text = await resp.text()
+                    try:
+                        answer = await resp.json(content_type=None) if text else None
+                    except ValueError:
+                        answer = text[:200]
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                status, answer = None, f"{type(exc).__name__}"
+                ambiguous = True
+                continue
+            if status in RETRYABLE:
+                ambiguous = True
+                continue
+            break
+        result = {"status": status, "body": _brief(answer)}
+        if status is not None and 200 <= status < 300:
+            outcome = "ok"
+        elif status is not None and status < 500 and not (ambiguous and write and not idempotency_key):
+            outcome = "fail"  # a refusal; with an idempotency key it is the one answer of the request
+        else:
+            outcome = "info" if write else "fail"  # a read has no effect: its failure is certain
+        self.history.complete(index, outcome, result)
+        return outcome, status, answer
+
+
+class Shopper:
+    def __init__(self, client: Client, world: World, plan: Any, number: int) -> None:
+        self.client = client
+        self.world = world
+        self.plan = plan
+        self.rng = client.rng
+        self.email = f"shopper{number}-s{plan.seed}@chaos.test"
+        self.user_id: int | None = None
+        self.pending: list[int] = []
+        self.paid: list[int] = []
+
+    async def start(self) -> bool:
+        c = self.client
+        outcome, _, body = await c.call("signup", "POST", "/auth/signup", args={"email": self.email},
+                                        body={"name": c.process, "email": self.email, "password": PASSWORD})
+        if outcome == "ok":
+            self.user_id = body["id"]
+        return await self.login()
+
+    async def login(self) -> bool:
+        outcome, _, body = await self.client.call("login", "POST", "/auth/login", write=False,
+                                                  args={"email": self.email},
+                                                  body={"email": self.email, "password": PASSWORD})
+        if outcome == "ok":
+            self.client.token = body["token"]
+            self.user_id = self.user_id or (body.get("user") or {}).get("id")
+        return outcome == "ok"
+
+    async def step(self) -> None:
+        if self.client.token is None:
+            await self.login()
+            return
+        action = self.rng.choices(list(SHOPPER_MIX), weights=list(SHOPPER_MIX.values()))[0]
+        await getattr(self, action)()
+
+    def _product(self) -> int:
+        return self.rng.choice(self.world.products)
+
+    async def browse(self) -> None:
+        await self.client.call("browse", "GET", "/products?pageSize=20", write=False)
+
+    async def search(self) -> None:
+        word = self.rng.choice(["gadget", "widget", "chaos", "thing"])
+        await self.client.call("search", "GET", f"/search/products?q={word}", write=False)
+
+    async def cart_add(self) -> None:
+        pid, qty = self._product(), self.rng.randint(1, 2)
+        await self.client.call("cart_add", "POST", "/carts/me/items", args={"productId": pid, "quantity": qty},
+                               body={"productId": pid, "quantity": qty})
+
+    async def order_one(self) -> None:
+        pid, qty = self._product(), self.rng.randint(1, 2)
+        outcome, _, body = await self.client.call(
+            "order", "POST", "/orders/me", body={"productId": pid, "quantity": qty},
+            idempotency_key=self.client.new_key(), args={"productId": pid, "quantity": qty})
+        if outcome == "ok":
+            self.pending.append(body["id"])
+
+    async def checkout(self) -> None:
+        outcome, _, body = await self.client.call("checkout", "POST", "/orders/me/checkout",
+                                                  idempotency_key=self.client.new_key())
+        if outcome == "ok":
+            self.pending.append(body["id"])
+
+    async def pay(self) -> None:
+        if not self.pending:
+            return await self.order_one()
+        oid = self.rng.choice(self.pending)
+        token = "tok_chargeDeclined" if self.rng.random() < 0.15 else self.plan.provider_token("stripe", "tok_visa")
+        outcome, _, body = await self.client.call(
+            "pay", "POST", f"/payments/me/orders/{oid}/charge", body={"provider": "stripe", "paymentToken": token},
+            idempotency_key=self.client.new_key(), args={"orderId": oid, "token": token})
+        if outcome == "ok" and isinstance(body, dict) and body.get("status") == "succeeded":
+            self.pending.remove(oid)
+            self.paid.append(oid)
+            self.world.paid_orders.append(oid)
+            self.world.payments.append(body["id"])
+
+    async def pay_again(self) -> None:
+        """A double click after the order was paid: must be refused, never charged twice."""
+        if not self.paid:
+            return await self.pay()
+        oid = self.rng.choice(self.paid)
+        await self.client.call("pay", "POST", f"/payments/me/orders/{oid}/charge",
+                               body={"provider": "stripe", "paymentToken": "tok_visa"},
+                               idempotency_key=self.client.new_key(), args={"orderId": oid, "token": "tok_visa"})
+
+    async def cancel(self) -> None:
+        orders = self.pending or self.paid
+        if not orders:
+            return
+        oid = self.rng.choice(orders)
+        outcome, _, _ = await self.client.call("cancel", "PATCH", f"/orders/{oid}/cancel", args={"orderId": oid})
+        if outcome == "ok":
+            for held in (self.pending, self.paid):
+                if oid in held:
+                    held.remove(oid)
+
+    async def read_orders(self) -> None:
+        await self.client.call("read_orders", "GET", "/orders/me", write=False)
+
+    async def read_notifications(self) -> None:
+        await self.client.call("read_notifications", "GET", "/notifications/me?limit=50", write=False)
+
+
+class Admin:
+    """Restocks, moves paid orders along, refunds: the races shoppers meet."""
+
+    def __init__(self, client: Client, world: World) -> None:
+        self.client = client
+        self.world = world
+        self.rng = client.rng
+
+    async def step(self) -> None:
+        action = self.rng.choices(list(ADMIN_MIX), weights=list(ADMIN_MIX.values()))[0]
+        await getattr(self, action)()
+
+    async def idle(self) -> None:
+        await asyncio.sleep(0.05)
+
+    async def restock(self) -> None:
+        pid = self.rng.choice(self.world.products)
+        add = self.rng.randint(1, 3)
+        outcome, _, body = await self.client.call("read_stock", "GET", f"/inventory/{pid}", write=False,
+                                                  args={"productId": pid})
+        if outcome != "ok" or not isinstance(body, dict):
+            return
+        total = int(body.get("totalQuantity", 0)) + add
+        await self.client.call("restock", "PUT", f"/inventory/{pid}/stock", body={"totalQuantity": total},
+                               args={"productId": pid, "totalQuantity": total})
+
+    async def _move(self, source: list[int], status: str, target: list[int] | None) -> None:
+        if not source:
+            return
+        oid = self.rng.choice(source)
+        outcome, _, _ = await self.client.call(status, "PATCH", f"/orders/{oid}/status", body={"status": status},
+                                               args={"orderId": oid, "status": status})
+        if outcome in ("ok", "fail"):
+            source.remove(oid)
+            if outcome == "ok" and target is not None:
+                target.append(oid)
+
+    async def ship(self) -> None:
+        await self._move(self.world.paid_orders, "shipped", self.world.shipped_orders)
+
+    async def deliver(self) -> None:
+        await self._move(self.world.shipped_orders, "delivered", None)
+
+    async def refund(self) -> None:
+        if not self.world.payments:
+            return
+        pid = self.rng.choice(self.world.payments)
+        outcome, _, _ = await self.client.call("refund", "POST", f"/payments/{pid}/refund", body={},
+                                               args={"paymentId": pid})
+        if outcome in ("ok", "fail"):
+            self.world.payments.remove(pid)
+
+
+async def run_process(actor: Shopper | Admin, stop_at: float) -> None:
+    """Step until the deadline; a harness bug in one step is recorded, never hidden."""
+    while time.monotonic() < stop_at:
+        await actor.step()
+        await asyncio.sleep(actor.rng.uniform(0.0, 0.03))

@@ -1,0 +1,115 @@
+"""The chaos harness end to end: a short run is valid, and planted bugs (switched on here by
+monkeypatching service modules, never by flags in the services) are caught by the matching
+checker with a counterexample naming ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from microcommerce.actors.system import ActorSystem
+from microcommerce.chaos.runner import RunConfig, RunResult, run_chaos, write_outputs
+from microcommerce.services.inventory import store as inventory_store
+from microcommerce.services.notification.actor import NotificationActor
+from microcommerce.services.payment.actor import PaymentActor
+from microcommerce.storage import open_database
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(seed: int, duration: float = 3.0, shoppers: int = 6) -> RunResult:
+    return asyncio.run(run_chaos(RunConfig(seed=seed, duration=duration, shoppers=shoppers), progress=None))
+
+
+def test_a_short_run_without_faults_is_valid_and_writes_its_files(tmp_path: Path) -> None:
+    result = run(seed=11)
+    assert result.valid is True, result.checkers
+    assert result.ops["ok"] > 50 and result.healed
+    write_outputs(result, tmp_path)
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["valid"] is True and doc["seed"] == 11
+    assert set(doc["checkers"]) == {"stock", "payments", "acknowledged-writes", "projections", "exactly-once"}
+    assert all(set(c) == {"valid", "counterexample"} for c in doc["checkers"].values())
+    assert isinstance(doc["faults"], dict) and set(doc["ops"]) >= {"ok", "fail", "info"}
+    lines = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert {e["type"] for e in lines} >= {"invoke", "ok", "fail"}
+    assert all({"process", "op", "args", "t"} <= set(e) for e in lines)
+    assert (tmp_path / "faults.jsonl").exists()
+
+
+def test_a_reservation_without_its_stock_condition_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def take_without_condition(tx, product_id: int, quantity: int) -> bool:  # noqa: ANN001
+        await tx.execute("UPDATE stock SET reserved_quantity = reserved_quantity + ?, version = version + 1 "
+                         "WHERE product_id = ?", quantity, product_id)
+        return True
+
+    monkeypatch.setattr(inventory_store, "take_available", take_without_condition)
+    result = run(seed=12)
+    stock = result.checkers["stock"]
+    assert stock["valid"] is False, result.checkers
+    assert isinstance(stock["counterexample"]["product"], int)
+    assert stock["counterexample"]["ledger"]["available"] < 0
+    assert result.valid is False
+
+
+def test_a_refund_that_skips_the_provider_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_provider_refund(self, tx, payment_id: int) -> None:  # noqa: ANN001
+        return None
+
+    monkeypatch.setattr(PaymentActor, "_provider_refund", no_provider_refund)
+    result = run(seed=13)
+    payments = result.checkers["payments"]
+    assert payments["valid"] is False, result.checkers
+    assert "says refunded but" in payments["counterexample"]["detail"]  # names the payment id
+
+
+def test_a_consumer_applying_an_event_twice_without_its_dedupe_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    migrate = ActorSystem.migrate
+
+    async def migrate_without_unique_key(self: ActorSystem) -> list[str]:
+        applied = await migrate(self)
+        if self.name == "notification":
+            async def drop() -> None:
+                db = open_database(self.database_url)
+                await db.connect()
+                await db.execute("DROP INDEX notifications_source_channel")
+                await db.close()
+            await asyncio.to_thread(asyncio.run, drop())
+        return applied
+
+    notify = NotificationActor._notify
+
+    async def notify_twice(self, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        await notify(self, *args, **kwargs)
+        await notify(self, *args, **kwargs)  # a redelivery that no inbox stopped
+
+    monkeypatch.setattr(ActorSystem, "migrate", migrate_without_unique_key)
+    monkeypatch.setattr(NotificationActor, "_notify", notify_twice)
+    result = run(seed=14, duration=2.0, shoppers=3)
+    once = result.checkers["exactly-once"]
+    assert once["valid"] is False, result.checkers
+    assert once["counterexample"]["duplicate"] == "notification" and once["counterexample"]["event"]
+    assert len(once["counterexample"]["notifications"]) == 2
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "microcommerce.cli", "chaos", *args], cwd=cwd,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=90)
+
+
+def test_cli_help_bad_flags_and_exit_code(tmp_path: Path) -> None:
+    assert "--seeds A-B" in _cli("--help", cwd=tmp_path).stdout
+    for bad in (["--faults", "bogus"], ["--seeds", "5-2"], ["--duration", "0"], ["--nope"]):
+        done = _cli(*bad, cwd=tmp_path)
+        assert done.returncode == 2, (bad, done)
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    done = _cli("--seed", "5", "--duration", "1.5", "--shoppers", "3", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "replay   microcommerce chaos --seed 5" in done.stdout
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["valid"] is True
