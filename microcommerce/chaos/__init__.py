@@ -1,0 +1,1 @@
+"""The chaos harness: seeded faults through the real ports, a workload, a history, checkers."""
