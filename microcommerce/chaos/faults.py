@@ -46,7 +46,7 @@ DEFAULT_RATES: dict[str, float] = {
     "dup": 0.05,        # per delivery
     "delay": 0.1,       # per delivery, 0-300 ms
     "reorder": 0.05,    # per delivery
-    "partition": 0.2,   # windows per second, each 0.5-2 s
+    "partition": 0.5,   # windows per second, each 0.5-2 s
     "timeout": 0.03,    # per request between services
     "db": 0.02,         # per transaction
     "slow": 0.01,       # per command or event, a 50-500 ms stall
