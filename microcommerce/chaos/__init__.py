@@ -1,2 +1,1 @@
-"""The chaos-testing harness: seeded faults through the real ports, virtual shoppers, a history
-of their operations, invariant checkers and a report (`microcommerce chaos`, docs/chaos.md)."""
+"""The chaos harness: seeded faults through the real ports, a workload, a history, checkers."""

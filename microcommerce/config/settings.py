@@ -96,6 +96,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
     # in data_dir, or memory when ephemeral.
     provider_ledger_url: str = ""
     payment_reconcile_interval_ms: int = 10000
+    # How long the mock providers' slow tokens (tok_visa_slow, paymob_success_slow) take to
+    # answer; unset: the mocks' own 3 s.
+    provider_slow_delay_ms: int | None = None
     notification_channels: list[str] = msgspec.field(default_factory=lambda: ["email", "sms", "push"])
     cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
     expose_internal: bool = False
@@ -150,6 +153,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=Tr
         _check(self.idempotency_key_ttl_s > 0, "IDEMPOTENCY_KEY_TTL_S", "must be > 0")
         _check(self.payment_reconcile_interval_ms >= MIN_POLL_MS, "PAYMENT_RECONCILE_INTERVAL_MS",
                f"must be >= {MIN_POLL_MS}")
+        _check(self.provider_slow_delay_ms is None or self.provider_slow_delay_ms >= 0, "PROVIDER_SLOW_DELAY_MS", "must be >= 0")
         _check(not self.provider_ledger_url or _LEDGER_URL.fullmatch(self.provider_ledger_url) is not None,
                "PROVIDER_LEDGER_URL", "must be sqlite:///<path> or sqlite://memory/<name>")
         _check(self.log_level in ("debug", "info", "warning", "error"), "LOG_LEVEL",

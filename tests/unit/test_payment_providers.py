@@ -118,3 +118,11 @@ def test_a_bad_ledger_url_is_a_config_error(url):
 
     with pytest.raises(ConfigError, match="PROVIDER_LEDGER_URL"):
         load_settings({}, env={"PROVIDER_LEDGER_URL": url})
+
+
+async def test_the_slow_tokens_delay_can_be_configured(tmp_path):
+    ledger = ProviderLedger(f"sqlite:///{tmp_path}/books.sqlite")
+    stripe = mock_providers(ledger, slow_delay_s=0.05)["stripe"]
+    started = time.monotonic()
+    result = await stripe.charge("key-slow-configured", 500, "USD", "tok_visa_slow")
+    assert result.succeeded and 0.05 <= time.monotonic() - started < 1.0

@@ -53,7 +53,9 @@ class _KeyTaken(Exception):
 class PaymentActor(ServiceActor):
     def __init__(self, ctx: WorkerContext) -> None:
         super().__init__(ctx)
-        self.providers = providers.mock_providers(providers.ledger_for(ctx.settings))
+        slow_ms = ctx.settings.provider_slow_delay_ms
+        self.providers = providers.mock_providers(providers.ledger_for(ctx.settings),
+                                                  None if slow_ms is None else slow_ms / 1000.0)
         self.horizon_s = domain.in_flight_horizon_s(ctx.settings.timeout_of("payment"))
 
     async def on_start(self) -> None:

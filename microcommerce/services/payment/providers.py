@@ -6,7 +6,8 @@ stripe  `tok_visa`, `tok_mastercard` (the default) succeed; `tok_chargeDeclined`
 paymob  `paymob_success` (the default) succeeds; `paymob_declined` fails with "declined"; any
         other token with "invalid_token". Ids look like `pm_<hex>` and `pmr_<hex>`.
 both    `tok_visa_slow` / `paymob_success_slow` succeed, but the provider answers only
-        SLOW_TOKEN_DELAY_S after it has booked the charge (a slow network, for crash tests).
+        SLOW_TOKEN_DELAY_S (or PROVIDER_SLOW_DELAY_MS) after it has booked the charge (a slow
+        network, for crash tests and the chaos harness).
 
 Every charge carries the merchant's idempotency key, as Stripe's `Idempotency-Key` header: a
 key the provider has seen answers with the booked result and charges nothing again. The books
@@ -179,8 +180,9 @@ class MockProvider:
     outcomes: ClassVar[dict[str, str | None]] = {}
     slow_tokens: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, ledger: ProviderLedger) -> None:
+    def __init__(self, ledger: ProviderLedger, slow_delay_s: float | None = None) -> None:
         self.ledger = ledger
+        self.slow_delay_s = slow_delay_s  # None: SLOW_TOKEN_DELAY_S
 
     def outcome(self, token: str | None) -> str | None:
         """The failure reason a token leads to, or None when it succeeds."""
@@ -191,7 +193,8 @@ class MockProvider:
         charge_id = f"{self.charge_prefix}_{secrets.token_hex(12)}"
         booked = self.ledger.book_charge(self.name, key, charge_id, amount_cents, currency, self.outcome(token))
         if token in self.slow_tokens:
-            await asyncio.sleep(SLOW_TOKEN_DELAY_S)  # booked, not yet answered
+            delay = SLOW_TOKEN_DELAY_S if self.slow_delay_s is None else self.slow_delay_s
+            await asyncio.sleep(delay)  # booked, not yet answered
         return _result(booked)
 
     async def lookup(self, key: str) -> ChargeResult | None:
@@ -238,8 +241,10 @@ class PaymobMock(MockProvider):
     slow_tokens = frozenset({"paymob_success_slow"})
 
 
-def mock_providers(ledger: ProviderLedger) -> dict[str, MockProvider]:
-    return {provider.name: provider for provider in (StripeMock(ledger), PaymobMock(ledger))}
+def mock_providers(ledger: ProviderLedger, slow_delay_s: float | None = None) -> dict[str, MockProvider]:
+    """The mocks; `slow_delay_s` (setting PROVIDER_SLOW_DELAY_MS) overrides SLOW_TOKEN_DELAY_S."""
+    mocks = (StripeMock(ledger, slow_delay_s), PaymobMock(ledger, slow_delay_s))
+    return {provider.name: provider for provider in mocks}
 
 
 # -- where the books are ------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""Faults in the actor runtime: a handler crashes (before or after its commit) or stalls.
+
+The worker calls the injector around every command and event (`actors/faults.py`). A raise
+there is what a bug in the handler would be: for a command the worker answers 500 and the
+supervisor restarts it (after the commit, the caller is told it failed although the change
+is in); for an event the worker retries it (the inbox makes the retry after a commit a no-op).
+Command crashes take from the service's restart budget so faults alone rarely escalate it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .faults import FaultPlan
+
+_thread = threading.local()
+
+
+def current_service() -> str | None:
+    """The service whose worker runs on this thread (None elsewhere, e.g. the HTTP loop).
+
+    A worker thread belongs to one service for its whole life, so the value stays right
+    between messages too; the requester uses it to know who is calling."""
+    return getattr(_thread, "service", None)
+
+
+class ChaosCrash(RuntimeError):
+    """An injected crash."""
+
+
+class RuntimeFaults:
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+
+    def on_command(self, service: str, command: Any, phase: str) -> None:
+        self._around(service, "command", type(command).__name__, phase)
+
+    def on_event(self, service: str, event_type: str, phase: str) -> None:
+        self._around(service, "event", event_type, phase)
+
+    def _around(self, service: str, kind: str, name: str, phase: str) -> None:
+        if phase == "before":
+            _thread.service = service
+            _thread.crash_after = None
+            self._stall(service, name)
+            self._crash_before(service, kind, name)
+        elif phase == "after":
+            pending, _thread.crash_after = getattr(_thread, "crash_after", None), None
+            if pending is not None and not self.plan.stopped:
+                raise ChaosCrash(f"chaos: crash after {pending}")
+
+    def _stall(self, service: str, name: str) -> None:
+        stream = f"{service}/{name}"
+        decision = self.plan.decide("slow", stream)
+        if decision is None:
+            return
+        n, u = decision
+        stall_ms = 50 + int(u * 450)
+        self.plan.record("slow", stream, n, stall_ms=stall_ms)
+        time.sleep(stall_ms / 1000.0)
+
+    def _crash_before(self, service: str, kind: str, name: str) -> None:
+        stream = f"{service}/{name}"
+        decision = self.plan.decide("crash", stream)
+        if decision is None:
+            return
+        n, u = decision
+        if kind == "command" and not self.plan.allow_restart(service):
+            return  # the service had its share of restarts for now
+        phase = "before" if u < 0.5 else "after"
+        self.plan.record("crash", stream, n, phase=phase, kind=kind)
+        what = f"{kind} {name} in {service}"
+        if phase == "before":
+            raise ChaosCrash(f"chaos: crash before {what}")
+        _thread.crash_after = what
