@@ -123,6 +123,7 @@ class FaultPlan:
         self._counters: Counter[tuple[str, str]] = Counter()
         self._injected: list[Injected] = []
         self._stopped = False
+        self._held = False
         self._stop_hooks: list[Callable[[], None]] = []
         self._rngs: dict[str, random.Random] = {}
         self._partitions: list[Partition] = []
@@ -150,7 +151,17 @@ class FaultPlan:
         return self._stopped
 
     def active(self, family: str) -> bool:
-        return family in self.families and not self._stopped
+        return family in self.families and not self._stopped and not self._held
+
+    def hold(self) -> None:
+        """No faults until `begin()` (the platform starts and its catalogue is set up in peace)."""
+        self._held = True
+
+    def begin(self) -> None:
+        """Faults from now on; times and partition windows count from here."""
+        with self._lock:
+            self._start = self._clock()
+            self._held = False
 
     def decide(self, family: str, stream: str) -> tuple[int, float] | None:
         """Count one occurrence of `stream`; `(n, u)` when the family's fault fires on it, with

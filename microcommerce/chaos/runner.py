@@ -91,7 +91,8 @@ def chaos_settings(config: RunConfig) -> Settings:
         "password_hash_cost": 4, "access_log": False, "rate_limit_max": 1_000_000, "log_level": "error",
         "jwt_secret": "chaos-harness-jwt-secret-0123456789", "internal_token": "chaos-internal-token-01234567",
         "bootstrap_admin_email": ADMIN_EMAIL, "bootstrap_admin_password": ADMIN_PASSWORD,
-        "request_timeout_ms": 1500, "timeouts_ms": {"payment": 2500},  # under the provider's 3 s slow answer
+        # The provider's slow answer comes after the payment request's timeout: charged, caller unsure.
+        "request_timeout_ms": 1500, "timeouts_ms": {"payment": 1000}, "provider_slow_delay_ms": 1500,
         "outbox_poll_ms": 100, "payment_reconcile_interval_ms": 1000, "reservation_sweep_interval_ms": 1000,
         "max_pending_orders_per_user": 1000, "workers": 2,
         "ports": dict(zip(services, _free_ports(len(services)), strict=True)),
@@ -200,6 +201,7 @@ async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None
     world = World()
     workload_rng = plan.rng("workload")
     seeds = [workload_rng.getrandbits(64) for _ in range(config.shoppers + 2)]
+    plan.hold()  # the platform starts and the catalogue is set up without faults
     await node.start()
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     base = settings.url_of("gateway")
@@ -211,6 +213,7 @@ async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None
         admin_client.token = setup.token
         shoppers = [Shopper(Client(session, base, history, f"shopper-{i}", random.Random(seeds[i + 2])),
                             world, plan, i) for i in range(config.shoppers)]
+        plan.begin()
         started = time.monotonic()
         stop_at = started + config.duration
         if progress is not None:

@@ -183,3 +183,11 @@ def test_a_dropped_delivery_is_reported_unsettled_and_a_duplicate_settles_once()
     assert settled.count(False) == counts["drop"]  # the outbox will send those again
     assert len(settled) == 100  # each event settled exactly once (a duplicate settles nothing)
     assert len(group.seen) == 100 - counts["drop"] + counts["dup"]
+
+
+def test_a_held_plan_injects_nothing_until_it_begins():
+    plan = FaultPlan(3, ["crash"], rates={"crash": 1.0})
+    plan.hold()
+    assert plan.decide("crash", "user/Signup") is None
+    plan.begin()
+    assert plan.decide("crash", "user/Signup") is not None
