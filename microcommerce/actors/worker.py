@@ -299,6 +299,11 @@ class Worker(SupervisedActor):
                 self.crashed(exc)  # reconnect through a restart, then try again
                 if attempt == max_attempts:
                     return False  # an outage is not the event's fault: never park for it
+            except TransientError:
+                # A lost race (deadlock) was rolled back: not the event's fault either.
+                if attempt == max_attempts:
+                    return False  # sent again later; never parked for it
+                time.sleep(random.uniform(0.002, 0.01) * attempt)
             except Exception as exc:  # noqa: BLE001 - retried, then parked
                 log.exception("%s failed on %s (attempt %d/%d)", self.child_id,
                               envelope.eventType, attempt, max_attempts)

@@ -17,6 +17,7 @@ from typing import Any
 from microcommerce.contracts import order as order_events
 from microcommerce.contracts import payment as payment_events
 from microcommerce.contracts import user as user_events
+from microcommerce.contracts.audit import HTTP_ACTIVITY
 from microcommerce.services.notification.domain import channels_for
 from microcommerce.services.payment.books import BookedPayment, disagreements
 from microcommerce.services.payment.providers import LedgerCharge, LedgerRefund
@@ -286,6 +287,16 @@ def check_exactly_once(history: list[Completion], snapshot: Snapshot) -> dict[st
                    if (r["source_event_id"], r["channel"]) == (event_id, channel)]
             problems.append({"duplicate": "notification", "event": event_id, "channel": channel, "count": n,
                              "notifications": ids})
+    # Only committed events may have effects: an event applied anywhere (an inbox claim) must be
+    # in its producer's outbox. HTTP activity is published directly, outside any outbox.
+    committed = {e["eventId"] for e in outbox_events(snapshot)}
+    http_activity = {a["event_id"] for a in _rows(snapshot, "audit", "audit_logs")
+                     if a["event_type"] == HTTP_ACTIVITY}
+    for service, tables in sorted((k, v) for k, v in snapshot.items() if isinstance(v, dict)):
+        for row in tables.get("inbox", []):
+            if row["event_id"] not in committed and row["event_id"] not in http_activity:
+                problems.append({"applied but never committed": row["event_id"], "consumer": row["consumer"],
+                                 "service": service})
     audits = Counter(a["event_id"] for a in _rows(snapshot, "audit", "audit_logs"))
     for event_id, n in sorted(audits.items()):
         if n > 1:

@@ -38,7 +38,7 @@ TABLES = {
     "inventory": ["stock", "reservations"], "product": ["products"], "search": ["search_products"],
     "notification": ["users", "notifications"], "audit": ["audit_logs"],
 }
-MESSAGING_TABLES = ["outbox", "dead_letters"]
+MESSAGING_TABLES = ["outbox", "dead_letters", "inbox"]
 
 
 @dataclass

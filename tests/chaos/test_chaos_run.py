@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from microcommerce.actors.service import ServiceActor
 from microcommerce.actors.system import ActorSystem
+from microcommerce.chaos.faults import FaultPlan
 from microcommerce.chaos.runner import RunConfig, RunResult, run_chaos, write_outputs
+from microcommerce.contracts.events import event_type
 from microcommerce.services.inventory import store as inventory_store
 from microcommerce.services.notification.actor import NotificationActor
 from microcommerce.services.payment.actor import PaymentActor
@@ -113,3 +116,22 @@ def test_cli_help_bad_flags_and_exit_code(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "replay   microcommerce chaos --seed 5" in done.stdout
     assert json.loads((tmp_path / "out" / "results.json").read_text())["valid"] is True
+
+
+def test_events_published_before_their_commit_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay that publishes at emit time, not after the commit: transactions that then roll
+    back (db faults) leave effects of events nobody committed."""
+    original = ServiceActor.emit
+
+    async def emit_before_commit(self, tx, event_name, key, data):  # noqa: ANN001
+        envelope = await original(self, tx, event_name, key, data)
+        self.ctx.bus.publish(event_type(event_name).topic, str(key), envelope)
+        return envelope
+
+    monkeypatch.setattr(ServiceActor, "emit", emit_before_commit)
+    plan = FaultPlan(13, ("db",), rates={"db": 0.2})
+    result = asyncio.run(run_chaos(RunConfig(seed=13, duration=3.0, shoppers=6, families=("db",)),
+                                   progress=None, plan=plan))
+    exactly_once = result.checkers["exactly-once"]
+    assert exactly_once["valid"] is False, result.checkers
+    assert "applied but never committed" in exactly_once["counterexample"]

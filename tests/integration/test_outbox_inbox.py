@@ -26,7 +26,7 @@ from microcommerce.contracts.user import (
     UserDeleted,
 )
 from microcommerce.errors import Conflict
-from microcommerce.storage import open_database
+from microcommerce.storage import TransientError, open_database
 
 SCHEMA = """CREATE TABLE applied (
     id {{pk}},
@@ -44,6 +44,7 @@ CREATE TABLE accounts (
 ATTEMPTS: Counter[str] = Counter()
 ATTEMPTS_LOCK = threading.Lock()
 FAIL_FIRST_ATTEMPTS = {"n": 0}
+RACES_TO_LOSE = {"n": 0}  # deadlocks before the consumer's transaction may commit
 
 
 def user_data(user_id: int, name: str = "Alice") -> UserData:
@@ -125,6 +126,8 @@ class ConsumerActor(ServiceActor):
             attempt = ATTEMPTS[envelope.eventId]
         if attempt <= FAIL_FIRST_ATTEMPTS["n"]:
             raise RuntimeError(f"transient failure on attempt {attempt}")  # after the write: rolled back
+        if attempt <= RACES_TO_LOSE["n"]:
+            raise TransientError("Deadlock found when trying to get lock")
 
     @on_event(USER_DELETED)
     async def on_user_deleted(self, tx, data: UserDeleted, envelope: EventEnvelope) -> None:
@@ -176,6 +179,7 @@ async def start_system(schema_dir):
     """`await start_system(name, ActorClass, bus, **settings)`; every system is stopped afterwards."""
     ATTEMPTS.clear()
     FAIL_FIRST_ATTEMPTS["n"] = 0
+    RACES_TO_LOSE["n"] = 0
     started: list[ActorSystem] = []
 
     async def start(name: str, logic: type[ServiceActor], bus: LocalBus, **overrides) -> ActorSystem:
@@ -249,6 +253,23 @@ async def test_a_failed_attempt_rolls_back_its_inbox_claim_so_the_retry_applies_
     assert ATTEMPTS[envelope.eventId] == 3  # two failures, then success
     assert await consumer.ask(InboxCount()) == 1
     assert consumer.dead_letters.total("consumer") == 0
+
+
+async def test_an_event_whose_transaction_keeps_losing_races_is_sent_again_never_parked(start_system):
+    # A deadlock is the database's doing, not the event's: found by the chaos harness at high
+    # db-fault rates, where such events ended up as dead letters.
+    RACES_TO_LOSE["n"] = 4  # more than EVENT_MAX_ATTEMPTS: the first delivery gives up
+    producer_bus = LocalBus()
+    producer_bus.declare(USER_EVENTS, "consumer")
+    consumer = await start_system("consumer", ConsumerActor, producer_bus, event_max_attempts=3, workers=1)
+    settled = []
+    envelope = new_event(USER_CREATED, "test-producer", user_data(6))
+    producer_bus.publish(USER_EVENTS, "6", envelope, settled.append)
+    assert await eventually(lambda: _async(settled == [False]))  # handed back, not parked
+    assert await consumer.ask(ListDeadLetters()) == []
+    producer_bus.publish(USER_EVENTS, "6", envelope, settled.append)  # the outbox sends it again
+    assert await eventually(lambda: _async(settled == [False, True]))
+    assert await consumer.ask(AppliedCount()) == 1
 
 
 async def test_an_event_that_keeps_failing_is_parked_durably_and_does_not_block_its_key(start_system):
@@ -374,3 +395,7 @@ async def _contains_all(awaitable, items) -> bool:
 
 async def _equals(awaitable, expected) -> bool:
     return await awaitable == expected
+
+
+async def _async(value):
+    return value
