@@ -30,7 +30,6 @@ import functools
 import itertools
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from microcommerce.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("gateway", "user", "cart", "order", "product", "inventory", "search", "payment",
@@ -68,19 +69,6 @@ class StepFailed(Exception):
 
 
 # -- the node under test ------------------------------------------------------------------------
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 @dataclass
 class Node:
     """`microcommerce dev` in a child process, its output in a temporary log file."""

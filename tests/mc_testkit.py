@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,23 +15,11 @@ import aiohttp
 from microcommerce.config import Settings, load_settings
 from microcommerce.contracts.events import EventEnvelope, event_type, new_event
 from microcommerce.node import Node
+from microcommerce.ports import free_ports  # noqa: F401 - the tests' import point
 
 ADMIN_EMAIL = "admin@test.local"
 ADMIN_PASSWORD = "admin-password-1"
 _counter = itertools.count(1)
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def test_settings(services: list[str], **overrides: Any) -> Settings:

@@ -100,5 +100,9 @@ class LocalRequester(Requester):
     async def _send(self, service: str, command: Any, *, timeout: float) -> Any:
         endpoint = self._endpoints.get(service)
         if endpoint is None:
-            raise ServiceUnavailable(f"{service} service is not available")
+            return await self._send_elsewhere(service, command, timeout=timeout)
         return await endpoint.ask(command, timeout=timeout)
+
+    async def _send_elsewhere(self, service: str, command: Any, *, timeout: float) -> Any:
+        """A service that is not in this process: here, unavailable; adapters reach it."""
+        raise ServiceUnavailable(f"{service} service is not available")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from microcommerce.chaos.history import History
 from microcommerce.chaos.workload import Admin, Client, Shopper, World, run_process
 from microcommerce.config import Settings, load_settings
 from microcommerce.node import Node
+from microcommerce.ports import free_ports
 from microcommerce.services import implemented_services
 from microcommerce.services.payment.providers import ledger_for
 from microcommerce.storage import open_database
@@ -70,19 +70,6 @@ class RunResult:
                              for name, c in self.checkers.items()}, "healed": self.healed}
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def chaos_settings(config: RunConfig) -> Settings:
     """Fast and isolated: memory (or fresh MySQL databases), cheap bcrypt, short timeouts."""
     services = implemented_services()
@@ -95,7 +82,7 @@ def chaos_settings(config: RunConfig) -> Settings:
         "request_timeout_ms": 1500, "timeouts_ms": {"payment": 1000}, "provider_slow_delay_ms": 1500,
         "outbox_poll_ms": 100, "payment_reconcile_interval_ms": 1000, "reservation_sweep_interval_ms": 1000,
         "max_pending_orders_per_user": 1000, "workers": 2,
-        "ports": dict(zip(services, _free_ports(len(services)), strict=True)),
+        "ports": dict(zip(services, free_ports(len(services)), strict=True)),
         "provider_ledger_url": f"sqlite://memory/chaos-providers-{run_id}",
     }
     if config.db_url:

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from microcommerce.actors.requests import Endpoint, Requester, current_request_id
+from microcommerce.actors.requests import LocalRequester, current_request_id
 from microcommerce.config import Settings
 from microcommerce.contracts import registry
 from microcommerce.errors import InternalError, Overloaded, ServiceUnavailable, UpstreamTimeout
@@ -32,24 +32,16 @@ MAX_ATTEMPTS = 3  # of an idempotent command, when the connection fails or the s
 BACKOFF_S = 0.05  # before the second attempt; doubled before each next one
 
 
-class HttpRequester(Requester):
+class HttpRequester(LocalRequester):
+    """Services of this process in-process; every other one over HTTP at its service URL."""
+
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
-        self._endpoints: dict[str, Endpoint] = {}
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._sessions_lock = threading.Lock()
 
-    def register_endpoint(self, service: str, endpoint: Endpoint) -> None:
-        self._endpoints[service] = endpoint
-
-    def is_local(self, service: str) -> bool:
-        return service in self._endpoints
-
-    async def _send(self, service: str, command: Any, *, timeout: float) -> Any:
-        endpoint = self._endpoints.get(service)
-        if endpoint is not None:
-            return await endpoint.ask(command, timeout=timeout)
+    async def _send_elsewhere(self, service: str, command: Any, *, timeout: float) -> Any:
         return await self._ask_remote(service, command, timeout)
 
     # -- over HTTP ---------------------------------------------------------------------------
