@@ -118,6 +118,7 @@ class Shopper:
         self.user_id: int | None = None
         self.pending: list[int] = []
         self.paid: list[int] = []
+        self.in_cart: list[int] = []  # products this shopper added (orders come from the cart)
 
     async def start(self) -> bool:
         c = self.client
@@ -155,11 +156,16 @@ class Shopper:
 
     async def cart_add(self) -> None:
         pid, qty = self._product(), self.rng.randint(1, 2)
-        await self.client.call("cart_add", "POST", "/carts/me/items", args={"productId": pid, "quantity": qty},
-                               body={"productId": pid, "quantity": qty})
+        outcome, _, _ = await self.client.call("cart_add", "POST", "/carts/me/items",
+                                               args={"productId": pid, "quantity": qty},
+                                               body={"productId": pid, "quantity": qty})
+        if outcome == "ok" and pid not in self.in_cart:
+            self.in_cart.append(pid)
 
     async def order_one(self) -> None:
-        pid, qty = self._product(), self.rng.randint(1, 2)
+        # Mostly what is in the cart (as a shopper does); sometimes anything (a 400 to expect).
+        pid = self.rng.choice(self.in_cart) if self.in_cart and self.rng.random() < 0.9 else self._product()
+        qty = self.rng.randint(1, 2)
         outcome, _, body = await self.client.call(
             "order", "POST", "/orders/me", body={"productId": pid, "quantity": qty},
             idempotency_key=self.client.new_key(), args={"productId": pid, "quantity": qty})
