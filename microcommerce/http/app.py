@@ -93,6 +93,9 @@ def _health(service: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         report: dict[str, Any] = {"status": "up", "checks": {}}
         if check is not None:
             report = await check()
+        if not request.app[TOKEN_ISSUER].revocations.loaded:
+            # Not ready: authenticated requests get 503 until the user service's snapshot arrives.
+            report = {**report, "status": "down", "checks": {**report.get("checks", {}), "revocations": "loading"}}
         body = {"service": service, **report}
         return json_response(body, 200 if report["status"] == "up" else 503)
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class RevocationSync:
     REFRESH_S = 60.0
     RETRY_FIRST_S = 0.25
-    RETRY_MAX_S = 15.0
+    RETRY_MAX_S = 2.0  # a process waiting for the user service learns soon after it is up
 
     def __init__(self, bus: EventBus, requester: Requester, revocations: Revocations, *,
                  timeout_s: float) -> None:

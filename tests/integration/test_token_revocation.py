@@ -143,6 +143,8 @@ async def test_without_the_user_service_tokens_get_503_until_it_answers():
         assert reply.status == 503 and reply.headers["Retry-After"] == "1"
         assert "revocations" in reply.body["message"]
         assert (await cart.get("/carts/me", service="cart")).status == 401  # no token: plainly 401
+        health = await cart.get("/health", service="cart")  # not ready: an orchestrator waits
+        assert health.status == 503 and health.body["checks"]["revocations"] == "loading"
 
         await start(["user"])  # comes up later; the cart process keeps asking
 
@@ -150,6 +152,7 @@ async def test_without_the_user_service_tokens_get_503_until_it_answers():
             return (await cart.get("/carts/me", token=token, service="cart")).status != 503
 
         await eventually(answered)
+        assert (await cart.get("/health", service="cart")).status == 200
 
 
 async def test_the_periodic_refresh_catches_a_change_whose_event_was_missed():
