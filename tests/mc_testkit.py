@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -130,6 +131,24 @@ class Platform:
         self.node.bus.publish(topic, str(key), envelope)
         self.node.bus.publish(topic, str(key), envelope)
         return envelope
+
+
+def schema_dir_with(tmp_path: Path, sql: str) -> Path:
+    """A one-migration schema folder for a test's own ServiceActor."""
+    path = tmp_path / "schema"
+    path.mkdir()
+    (path / "0001_test.sql").write_text(sql)
+    return path
+
+
+async def equals(awaitable: Awaitable[Any], expected: Any) -> bool:
+    """For `eventually`: does the answer equal `expected` yet?"""
+    return await awaitable == expected
+
+
+async def contains(awaitable: Awaitable[Any], item: Any) -> bool:
+    """For `eventually`: is `item` in the answer yet?"""
+    return item in await awaitable
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0, interval: float = 0.02) -> Any:

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from mc_testkit import eventually
+from mc_testkit import eventually, schema_dir_with
 
 from microcommerce.actors.bus import LocalBus
 from microcommerce.actors.requests import LocalRequester
@@ -108,10 +108,7 @@ class OrderActor(ServiceActor):
 
 @pytest.fixture
 def schema_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "schema"
-    path.mkdir()
-    (path / "0001_test.sql").write_text(SCHEMA)
-    return path
+    return schema_dir_with(tmp_path, SCHEMA)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from mc_testkit import eventually
+from mc_testkit import contains, equals, eventually, schema_dir_with
 
 from microcommerce.actors import outbox
 from microcommerce.actors.bus import LocalBus
@@ -67,10 +67,7 @@ class Consumer(ServiceActor):
 
 @pytest.fixture
 def schema_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "schema"
-    path.mkdir()
-    (path / "0001_test.sql").write_text(SCHEMA)
-    return path
+    return schema_dir_with(tmp_path, SCHEMA)
 
 
 async def test_a_committed_change_reaches_another_system_once_through_kafka(kafka_broker, schema_dir):
@@ -89,8 +86,8 @@ async def test_a_committed_change_reaches_another_system_once_through_kafka(kafk
             system.start()
             systems.append((system, bus))
         first = await producer.ask(CreateAccount(name="alice"))
-        assert await eventually(lambda: _equals(consumer.ask(AppliedIds()), [first.eventId]), timeout=20)
-        assert await eventually(lambda: _equals(producer.ask(PendingOutbox()), 0))
+        assert await eventually(lambda: equals(consumer.ask(AppliedIds()), [first.eventId]), timeout=20)
+        assert await eventually(lambda: equals(producer.ask(PendingOutbox()), 0))
         assert producer_bus.published >= 1
 
         # While the broker is down the row stays unpublished: it is marked only after the ack.
@@ -101,7 +98,7 @@ async def test_a_committed_change_reaches_another_system_once_through_kafka(kafk
             assert await producer.ask(PendingOutbox()) == 1
         finally:
             kafka_broker.resume()
-        assert await eventually(lambda: _equals(producer.ask(PendingOutbox()), 0), timeout=20)
+        assert await eventually(lambda: equals(producer.ask(PendingOutbox()), 0), timeout=20)
 
         # A copy of the first event (as an at-least-once transport may deliver) is applied once;
         # a later event on the same key arrives after it, so once that one is in, so was the copy.
@@ -110,7 +107,7 @@ async def test_a_committed_change_reaches_another_system_once_through_kafka(kafk
         third = new_event(USER_UPDATED, "test-producer", first.data)
         producer_bus.publish(USER_EVENTS, key, third)
         expected = [first.eventId, second.eventId, third.eventId]
-        assert await eventually(lambda: _contains(consumer.ask(AppliedIds()), third.eventId), timeout=20)
+        assert await eventually(lambda: contains(consumer.ask(AppliedIds()), third.eventId), timeout=20)
         assert await consumer.ask(AppliedIds()) == expected
     finally:
         for system, bus in reversed(systems):
@@ -118,12 +115,6 @@ async def test_a_committed_change_reaches_another_system_once_through_kafka(kafk
             await asyncio.to_thread(bus.stop)
 
 
-async def _equals(awaitable, expected) -> bool:
-    return await awaitable == expected
-
-
-async def _contains(awaitable, item) -> bool:
-    return item in await awaitable
 
 
 class AppendQuietly(Command, frozen=True):
@@ -200,7 +191,7 @@ async def test_the_request_id_of_a_write_follows_its_event_to_the_consumer(trans
         finally:
             current_request_id.reset(token)
         # (the topic may hold other tests' events: this group reads it from the start)
-        assert await eventually(lambda: _contains(consumer.ask(AppliedIds()), "trace-4711"), timeout=20)
+        assert await eventually(lambda: contains(consumer.ask(AppliedIds()), "trace-4711"), timeout=20)
     finally:
         for system, bus in reversed(started):
             await asyncio.to_thread(system.stop)

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from mc_testkit import eventually
+from mc_testkit import contains, equals, eventually, schema_dir_with
 
 from microcommerce.actors import outbox
 from microcommerce.actors.bus import LocalBus
@@ -168,10 +168,7 @@ class Received:
 
 @pytest.fixture
 def schema_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "schema"
-    path.mkdir()
-    (path / "0001_test.sql").write_text(SCHEMA)
-    return path
+    return schema_dir_with(tmp_path, SCHEMA)
 
 
 @pytest.fixture
@@ -208,7 +205,7 @@ async def test_an_event_published_twice_is_applied_once(start_system):
     # is visible, the duplicate has been handled too.
     later = new_event(USER_CREATED, "test-producer", user_data(7))
     bus.publish(USER_EVENTS, "7", later)
-    await eventually(lambda: _contains(consumer.ask(AppliedIds()), later.eventId))
+    await eventually(lambda: contains(consumer.ask(AppliedIds()), later.eventId))
     assert await consumer.ask(AppliedIds()) == [envelope.eventId, later.eventId]
     assert await consumer.ask(InboxCount()) == 2
 
@@ -239,7 +236,7 @@ async def test_each_consumer_group_applies_an_event_once(start_system):
     later = new_event(USER_CREATED, "test-producer", user_data(3))
     bus.publish(USER_EVENTS, "3", later)
     for system in (first, second):
-        await eventually(lambda system=system: _contains(system.ask(AppliedIds()), later.eventId))
+        await eventually(lambda system=system: contains(system.ask(AppliedIds()), later.eventId))
         assert await system.ask(AppliedIds()) == [envelope.eventId, later.eventId]
 
 
@@ -249,7 +246,7 @@ async def test_a_failed_attempt_rolls_back_its_inbox_claim_so_the_retry_applies_
     consumer = await start_system("consumer", ConsumerActor, bus, event_max_attempts=5)
     envelope = new_event(USER_CREATED, "test-producer", user_data(5))
     bus.publish(USER_EVENTS, "5", envelope)
-    assert await eventually(lambda: _equals(consumer.ask(AppliedCount()), 1))
+    assert await eventually(lambda: equals(consumer.ask(AppliedCount()), 1))
     assert ATTEMPTS[envelope.eventId] == 3  # two failures, then success
     assert await consumer.ask(InboxCount()) == 1
     assert consumer.dead_letters.total("consumer") == 0
@@ -285,7 +282,7 @@ async def test_an_event_that_keeps_failing_is_parked_durably_and_does_not_block_
     assert "can not handle deletions" in letters[0].error
     assert consumer.dead_letters.counts()[("consumer", "event-failed")] == 1
     # The partition is not blocked: the next event on the same key is applied.
-    assert await eventually(lambda: _equals(consumer.ask(AppliedCount()), 1))
+    assert await eventually(lambda: equals(consumer.ask(AppliedCount()), 1))
     assert consumer.restarts_total() == 0  # a failing event is retried, not a worker crash
 
 
@@ -306,7 +303,7 @@ async def test_a_committed_change_publishes_its_event(start_system):
     assert envelope.eventType == USER_UPDATED
     assert envelope.producer == "producer-service"
     assert envelope.data == user_data(1, "Bob")  # typed again after the trip through the table
-    assert await eventually(lambda: _equals(producer.ask(PendingOutbox()), 0))
+    assert await eventually(lambda: equals(producer.ask(PendingOutbox()), 0))
 
 
 async def test_a_rolled_back_change_publishes_nothing(start_system):
@@ -355,7 +352,7 @@ async def test_outbox_row_left_by_a_crash_is_published_by_the_next_start(start_s
     assert await eventually(lambda: second_seen.has(1))
     assert [e.eventId for e in second_seen.events] == [event_id]
     assert second_seen.events[0].data.name == "Carol"
-    assert await eventually(lambda: _equals(second.ask(PendingOutbox()), 0))
+    assert await eventually(lambda: equals(second.ask(PendingOutbox()), 0))
     assert await second.ask(CountAccounts()) == 1
 
 
@@ -384,17 +381,11 @@ async def _pending_in(url: str) -> int:
         await db.close()
 
 
-async def _contains(awaitable, item) -> bool:
-    return item in await awaitable
-
 
 async def _contains_all(awaitable, items) -> bool:
     found = set(await awaitable)
     return all(item in found for item in items)
 
-
-async def _equals(awaitable, expected) -> bool:
-    return await awaitable == expected
 
 
 async def _async(value):
