@@ -114,7 +114,7 @@ class Servers:
         for runner in self.runners:
             await runner.cleanup()
         if self.system is not None:
-            await asyncio.to_thread(self.system.stop)
+            await self.system.stop()
 
 
 async def start_servers(settings: Settings) -> Servers:
@@ -123,7 +123,7 @@ async def start_servers(settings: Settings) -> Servers:
     issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, Revocations())
     system = ActorSystem("bench", settings, bus, BenchActor, None)
     await system.migrate()
-    system.start()
+    await system.start()
     servers.system = system
 
     plain = web.Application()

@@ -13,7 +13,9 @@ from microcommerce.actors.bus import EventBus, LocalBus
 from microcommerce.actors.deadletters import DeadLetters
 from microcommerce.actors.faults import DatabaseFactory, FaultInjector
 from microcommerce.actors.requests import LocalRequester, Requester
+from microcommerce.actors.runtime import Runtime
 from microcommerce.actors.system import ActorSystem
+from microcommerce.actors.threaded import ThreadedRuntime
 from microcommerce.config import Settings
 from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
 from microcommerce.http.app import NODE, create_app
@@ -58,8 +60,10 @@ class Node:
     def __init__(self, settings: Settings, services: list[str], *, bus: EventBus | None = None,
                  requester: Requester | None = None,
                  serve_http: bool = True, faults: FaultInjector | None = None,
-                 database_factory: DatabaseFactory | None = None) -> None:
+                 database_factory: DatabaseFactory | None = None,
+                 runtime: Runtime | None = None) -> None:
         self.settings = settings
+        self.runtime = runtime or ThreadedRuntime()
         self.service_names = services
         self.bus = bus or open_bus(settings)
         self.requester = requester or LocalRequester()
@@ -110,11 +114,11 @@ class Node:
             system = ActorSystem(spec.name, self.settings, self.bus, spec.logic, spec.schema_dir,
                                  workers=spec.workers, dead_letters=self.dead_letters,
                                  requester=self.requester, faults=self.faults,
-                                 database_factory=self.database_factory)
+                                 database_factory=self.database_factory, runtime=self.runtime)
             applied = await system.migrate()
             if applied:
                 log.info("%s: applied migrations %s", spec.name, ", ".join(applied))
-            system.start()
+            await system.start()
         # Services report their HTTP activity to audit; the gateway would only double it.
         activity_bus = self.bus if spec.logic is not None else None
         app = create_app(spec.name, self.settings, self.issuer, system=system, bus=activity_bus,
@@ -138,7 +142,10 @@ class Node:
                 runtime.runner = None
         for runtime in reversed(list(self.services.values())):
             if runtime.system is not None:
-                await asyncio.to_thread(runtime.system.stop)
+                await runtime.system.stop()
         await self.requester.close_all()  # workers closed their own sessions; this loop's last
         # A durable bus flushes its producer and commits what consumers finished.
-        await asyncio.to_thread(self.bus.stop)
+        if self.bus.durable:
+            await asyncio.to_thread(self.bus.stop)
+        else:
+            self.bus.stop()

@@ -10,15 +10,15 @@ from microcommerce.storage import Database
 
 
 class FaultInjector(Protocol):
-    """Called by a worker around each message; may raise (a crash) or sleep (a stall).
+    """Awaited by a worker around each message; may raise (a crash) or sleep (a stall).
 
     `phase` is "before" (nothing done yet) or "after" (the handler returned: its transaction
     committed, its reply not yet sent) — a crash there is a crash after the commit.
     """
 
-    def on_command(self, service: str, command: Any, phase: str) -> None: ...
+    async def on_command(self, service: str, command: Any, phase: str) -> None: ...
 
-    def on_event(self, service: str, event_type: str, phase: str) -> None: ...
+    async def on_event(self, service: str, event_type: str, phase: str) -> None: ...
 
 
 # Builds a service's database handle from its URL (chaos wraps the real adapter with fault points).

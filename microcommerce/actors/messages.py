@@ -57,6 +57,13 @@ class RestartService:
 
 
 @dataclass(slots=True)
+class StartChildren:
+    """Ask a supervisor to start its children (`ChildSpec`s); it answers with their refs."""
+
+    specs: list[Any]
+
+
+@dataclass(slots=True)
 class ChildFailed:
     child_id: str
     error: str

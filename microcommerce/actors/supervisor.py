@@ -12,15 +12,22 @@ A service therefore never stays down while its process lives.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pykka
-
-from microcommerce.actors.messages import ChildFailed, Directive, GoDown, Restart, RestartService
+from microcommerce import environment
+from microcommerce.actors.messages import (
+    ChildFailed,
+    Directive,
+    GoDown,
+    Restart,
+    RestartService,
+    StartChildren,
+    TimerFired,
+)
+from microcommerce.actors.runtime import Actor, ActorRef, ActorStopped
+from microcommerce.actors.timers import Timers
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,7 @@ class ChildSpec:
     """How to start one child; `start` returns a running actor's ref."""
 
     id: str
-    start: Callable[[], pykka.ActorRef]
+    start: Callable[[], ActorRef]
 
 
 @dataclass(slots=True)
@@ -54,7 +61,8 @@ class RestartPolicy:
 class RestartIntensity:
     """Sliding window of restart times; `allow()` records one restart or refuses it."""
 
-    def __init__(self, max_restarts: int, window_s: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, max_restarts: int, window_s: float,
+                 clock: Callable[[], float] = environment.monotonic):
         self.max_restarts = max_restarts
         self.window_s = window_s
         self._clock = clock
@@ -74,41 +82,41 @@ class RestartIntensity:
         return len(self._times)
 
 
-class Supervisor(pykka.ThreadingActor):
-    use_daemon_thread = True
+class Supervisor(Actor):
+    """The supervisor of one service's children, itself an actor: failures are serialized."""
 
     def __init__(self, name: str, policy: RestartPolicy,
                  on_escalate: Callable[[str | None], None]) -> None:
-        super().__init__()
-        self.name = name
+        self.name = f"{name}-supervisor"
+        self.service = name
         self.policy = policy
         self.intensity = RestartIntensity(policy.max_restarts, policy.window_s)
-        self.children: dict[str, pykka.ActorRef] = {}
+        self.children: dict[str, ActorRef] = {}
         self.restarts_total = 0
         self.service_restarts = 0
         self.escalated: str | None = None
         self._on_escalate = on_escalate
         self._escalations_in_a_row = 0
         self._last_service_restart = float("-inf")
-        self._restart_timer: threading.Timer | None = None
+        self._timers: Timers | None = None
 
-    def start_children(self, specs: list[ChildSpec]) -> None:
-        for spec in specs:
-            self.children[spec.id] = spec.start()
+    async def started(self) -> None:
+        self._timers = Timers(self.ref, self.runtime.timer_scheduler)
 
-    def child_refs(self) -> dict[str, pykka.ActorRef]:
-        return dict(self.children)
+    async def stopped(self) -> None:
+        if self._timers is not None:
+            self._timers.cancel_all()
 
-    def on_receive(self, message: object) -> Directive | None:
+    async def receive(self, message: object) -> Directive | dict[str, ActorRef] | None:
+        if isinstance(message, StartChildren):
+            for spec in message.specs:
+                self.children[spec.id] = spec.start()
+            return dict(self.children)
         if isinstance(message, ChildFailed):
             return self._child_failed(message)
-        if isinstance(message, RestartService):
+        if isinstance(message, TimerFired) and self._timers is not None and self._timers.fired(message.name):
             self._restart_service()
         return None
-
-    def on_stop(self) -> None:
-        if self._restart_timer is not None:
-            self._restart_timer.cancel()
 
     def _child_failed(self, failure: ChildFailed) -> Directive:
         if self.escalated or not self.intensity.allow():
@@ -118,18 +126,18 @@ class Supervisor(pykka.ThreadingActor):
         self.restarts_total += 1
         attempt = self.intensity.recent
         delay = min(self.policy.backoff_base_s * 2 ** (attempt - 1), self.policy.backoff_max_s)
-        log.warning("supervisor %s restarts %s in %.2fs after: %s", self.name, failure.child_id,
+        log.warning("supervisor %s restarts %s in %.2fs after: %s", self.service, failure.child_id,
                     delay, failure.error)
         if self.policy.strategy == ONE_FOR_ALL:
             for child_id, ref in self.children.items():
                 if child_id != failure.child_id and ref.is_alive():
-                    ref.tell(Restart(f"sibling {failure.child_id} failed"))
+                    _tell(ref, Restart(f"sibling {failure.child_id} failed"))
         return Directive("restart", delay)
 
     def _escalate(self, failure: ChildFailed) -> None:
         # Escalations soon after the last service restart back off further; a calm spell resets.
         calm_s = max(self.policy.window_s, self.policy.service_backoff_max_s) * 2
-        if time.monotonic() - self._last_service_restart > calm_s:
+        if environment.monotonic() - self._last_service_restart > calm_s:
             self._escalations_in_a_row = 0
         self._escalations_in_a_row += 1
         delay = min(self.policy.service_backoff_base_s * 2 ** (self._escalations_in_a_row - 1),
@@ -138,29 +146,29 @@ class Supervisor(pykka.ThreadingActor):
             f"{failure.child_id} failed more than {self.policy.max_restarts} times "
             f"in {self.policy.window_s:g}s (last: {failure.error}); service restart in {delay:g}s"
         )
-        log.error("supervisor %s escalates: %s", self.name, self.escalated)
+        log.error("supervisor %s escalates: %s", self.service, self.escalated)
         self._on_escalate(self.escalated)
         for child_id, ref in self.children.items():
             if child_id != failure.child_id and ref.is_alive():
-                ref.tell(GoDown(self.escalated))
-        self._restart_timer = threading.Timer(delay, self._tell_restart)
-        self._restart_timer.daemon = True
-        self._restart_timer.start()
-
-    def _tell_restart(self) -> None:
-        try:
-            self.actor_ref.tell(RestartService())
-        except pykka.ActorDeadError:
-            pass
+                _tell(ref, GoDown(self.escalated))
+        assert self._timers is not None
+        self._timers.start_single("restart-service", delay, RestartService())
 
     def _restart_service(self) -> None:
         self.intensity = RestartIntensity(self.policy.max_restarts, self.policy.window_s)
         self.escalated = None
         self.service_restarts += 1
-        self._last_service_restart = time.monotonic()
-        log.warning("supervisor %s restarts the whole service (restart %d)", self.name,
+        self._last_service_restart = environment.monotonic()
+        log.warning("supervisor %s restarts the whole service (restart %d)", self.service,
                     self.service_restarts)
         for ref in self.children.values():
             if ref.is_alive():
-                ref.tell(Restart("service restart after escalation"))
+                _tell(ref, Restart("service restart after escalation"))
         self._on_escalate(None)
+
+
+def _tell(ref: ActorRef, message: object) -> None:
+    try:
+        ref.tell(message)
+    except ActorStopped:
+        pass

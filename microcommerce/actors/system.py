@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pykka
-
 from microcommerce.actors.bus import DoneFn, EventBus
 from microcommerce.actors.deadletters import DeadLetters
 from microcommerce.actors.faults import DatabaseFactory, FaultInjector
-from microcommerce.actors.messages import Ask, Deliver, Flush, Poll
+from microcommerce.actors.messages import Ask, Deliver, Flush, Poll, StartChildren
 from microcommerce.actors.requests import LocalRequester, Requester, current_request_id
 from microcommerce.actors.router import KeyRouter
+from microcommerce.actors.runtime import ActorRef, ActorStopped, Runtime
 from microcommerce.actors.service import ServiceActor
 from microcommerce.actors.supervisor import ChildSpec, RestartPolicy, Supervisor
+from microcommerce.actors.threaded import ThreadedRuntime
 from microcommerce.actors.worker import OutboxRelay, Ping, Worker
 from microcommerce.config import Settings
 from microcommerce.contracts.events import EventEnvelope
@@ -48,8 +48,10 @@ class ActorSystem:
         requester: Requester | None = None,
         faults: FaultInjector | None = None,
         database_factory: DatabaseFactory | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.name = name
+        self.runtime = runtime or ThreadedRuntime()
         self.settings = settings
         self.bus = bus
         self.requester = requester or LocalRequester()
@@ -67,9 +69,10 @@ class ActorSystem:
         self.flush_requested = threading.Event()
         self.outbox = OutboxStats()
         self.escalation: str | None = None
-        self.supervisor: pykka.ActorRef | None = None
-        self.router: KeyRouter[pykka.ActorRef] | None = None
-        self.relay: pykka.ActorRef | None = None
+        self.supervisor: ActorRef | None = None
+        self._supervisor_actor: Supervisor | None = None
+        self.router: KeyRouter[ActorRef] | None = None
+        self.relay: ActorRef | None = None
         self._anchor: Database | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -79,7 +82,8 @@ class ActorSystem:
         return open_database(self.database_url)
 
     async def migrate(self) -> list[str]:
-        """Apply the messaging tables and this service's migrations (on a private loop/thread)."""
+        """Apply the messaging tables and this service's migrations (on a private loop/thread
+        when the runtime has threads)."""
 
         async def run() -> list[str]:
             db = self.open_database()
@@ -95,18 +99,19 @@ class ActorSystem:
                 else:
                     await db.close()
 
-        return await asyncio.to_thread(asyncio.run, run())
+        return await self.runtime.isolated(run)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start supervisor, workers and relay, then subscribe to the events the logic handles."""
-        self.supervisor = Supervisor.start(self.name, self.policy, self._escalated)
+        spawn = self.runtime.spawn
+        self._supervisor_actor = Supervisor(self.name, self.policy, self._escalated)
+        self.supervisor = spawn(self._supervisor_actor)
         workers = [
-            ChildSpec(f"{self.name}-worker-{i}", lambda i=i: Worker.start(self, i, self.logic_cls))
+            ChildSpec(f"{self.name}-worker-{i}", lambda i=i: spawn(Worker(self, i, self.logic_cls)))
             for i in range(self.worker_count)
         ]
-        relay = ChildSpec(f"{self.name}-outbox-relay", lambda: OutboxRelay.start(self))
-        self.supervisor.proxy().start_children([*workers, relay]).get()
-        refs = self.supervisor.proxy().child_refs().get()
+        relay = ChildSpec(f"{self.name}-outbox-relay", lambda: spawn(OutboxRelay(self)))
+        refs = await self.runtime.ask(self.supervisor, StartChildren([*workers, relay]), timeout=30)
         self.router = KeyRouter([refs[spec.id] for spec in workers])
         self.relay = refs[relay.id]
         for topic in self.logic_cls.consumed_topics():
@@ -114,7 +119,7 @@ class ActorSystem:
             self.bus.subscribe(topic, self.name, self.deliver_event)
         self.requester.register_endpoint(self.name, self)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
         """Let workers drain their mailboxes and stop the relay, in the order the bus wants.
 
         In-process, the relay stops first: delivering to consumers that are stopping would only
@@ -125,18 +130,13 @@ class ActorSystem:
         workers = list(self.router.routees) if self.router else []
         refs = workers + relay if self.bus.durable else relay + workers
         for ref in refs:
-            try:
-                ref.stop(block=True, timeout=timeout)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
+            await self.runtime.stop(ref, timeout=timeout)
         if self.supervisor is not None:
-            try:
-                self.supervisor.stop(block=True, timeout=timeout)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
+            await self.runtime.stop(self.supervisor, timeout=timeout)
         if self._anchor is not None:
-            anchor, self._anchor = self._anchor, None
-            asyncio.run(anchor.close())
+            anchor = self._anchor
+            self._anchor = None
+            await self.runtime.isolated(anchor.close)
 
     def _escalated(self, reason: str | None) -> None:
         """The supervisor gave up (a reason) or restarted the whole service (None)."""
@@ -148,19 +148,14 @@ class ActorSystem:
         if self.router is None:
             raise ServiceUnavailable(f"{self.name} service is not started")
         ref = self.router.route(getattr(command, "routing_key", None))
-        if ref.actor_inbox.qsize() >= self.mailbox_size:
+        if ref.mailbox_depth() >= self.mailbox_size:
             self.dead_letters.record(self.name, "mailbox-full", command)
             raise Overloaded(f"{self.name} service is overloaded, retry shortly")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        replies = _replies_for(loop)
-
-        def reply(result: Any, error: BaseException | None) -> None:
-            replies.put(future, result, error)
-
         try:
-            ref.tell(Ask(command, reply, current_request_id.get()))
-        except pykka.ActorDeadError:
+            ref.tell(Ask(command, self.runtime.reply_to(future), current_request_id.get()))
+        except ActorStopped:
             self.dead_letters.record(self.name, "stopped", command)
             raise ServiceUnavailable(f"{self.name} service is unavailable") from None
         wait = timeout if timeout is not None else self.settings.timeout_of(self.name)
@@ -183,7 +178,7 @@ class ActorSystem:
         try:
             # A bus hands the event's request id over in `current_request_id` (see relay, Kafka).
             self.router.route(key).tell(Deliver(envelope, topic, key, done, current_request_id.get()))
-        except pykka.ActorDeadError:
+        except ActorStopped:
             self.dead_letters.record(self.name, "stopped", envelope)
             if done is not None:
                 done(False)
@@ -195,7 +190,7 @@ class ActorSystem:
             self.flush_requested.set()
             try:
                 self.relay.tell(Flush())
-            except pykka.ActorDeadError:
+            except ActorStopped:
                 pass
 
     def request_redrive(self) -> None:
@@ -203,7 +198,7 @@ class ActorSystem:
         if self.relay is not None:
             try:
                 self.relay.tell(Poll())
-            except pykka.ActorDeadError:
+            except ActorStopped:
                 pass
 
     # -- observability -------------------------------------------------------------------
@@ -219,12 +214,11 @@ class ActorSystem:
         return {"status": "up" if healthy else "down", "checks": checks}
 
     def mailbox_depths(self) -> list[int]:
-        return [ref.actor_inbox.qsize() for ref in self.router.routees] if self.router else []
+        return [ref.mailbox_depth() for ref in self.router.routees] if self.router else []
 
     def restarts_total(self) -> int:
-        if self.supervisor is None or not self.supervisor.is_alive():
-            return 0
-        return self.supervisor.proxy().restarts_total.get(timeout=1)
+        # An int the supervisor's own thread writes: reading it needs no round trip.
+        return self._supervisor_actor.restarts_total if self._supervisor_actor is not None else 0
 
 
 @dataclass(slots=True)
@@ -234,64 +228,6 @@ class OutboxStats:
     unpublished: int = 0  # rows not yet settled (as of the relay's last look; capped by its window)
     in_flight: int = 0  # handed to the bus, not yet settled
     published: int = 0  # rows settled and marked since start
-
-
-class _ReplyInbox:
-    """Replies bound for one event loop, settled on that loop in arrival order.
-
-    Worker threads append; only the first reply of a batch wakes the loop (call_soon_threadsafe
-    writes its self-pipe, a syscall that also hands the GIL around); replies that arrive before
-    the loop drains ride along. Under load that is one wake-up for many replies.
-    """
-
-    __slots__ = ("loop", "_items", "_lock", "_scheduled")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._items: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        self._lock = threading.Lock()
-        self._scheduled = False
-
-    def put(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-        with self._lock:
-            self._items.append((future, result, error))
-            if self._scheduled:
-                return
-            self._scheduled = True
-        try:
-            self.loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # the loop is closed; fail like a direct call_soon_threadsafe
-            with self._lock:
-                self._scheduled = False
-                self._items.clear()
-            raise
-
-    def _drain(self) -> None:
-        with self._lock:
-            items, self._items = self._items, []
-            self._scheduled = False
-        for future, result, error in items:
-            _settle(future, result, error)
-
-
-_loop_local = threading.local()
-
-
-def _replies_for(loop: asyncio.AbstractEventLoop) -> _ReplyInbox:
-    """The reply inbox of `loop`; asks run on their loop's thread, so a thread-local finds it."""
-    replies = getattr(_loop_local, "replies", None)
-    if replies is None or replies.loop is not loop:
-        replies = _loop_local.replies = _ReplyInbox(loop)
-    return replies
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def _expire(future: asyncio.Future[Any], message: str) -> None:

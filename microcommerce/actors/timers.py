@@ -1,6 +1,7 @@
 """Timers owned by an actor: single-shot and periodic, delivered as messages, cancelled with it.
 
-One scheduler thread per process serves every timer, so idle timers cost no threads.
+The runtime owns the scheduler: in the threaded runtime one scheduler thread per process serves
+every timer (idle timers cost no threads); the simulated runtime fires them in virtual time.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import pykka
-
 from microcommerce.actors.messages import TimerFired
+from microcommerce.actors.runtime import ActorRef, ActorStopped
 
 
 @dataclass(order=True, slots=True)
@@ -22,13 +22,23 @@ class _Entry:
     due: float
     seq: int
     name: str = field(compare=False)
-    target: pykka.ActorRef = field(compare=False)
+    target: ActorRef = field(compare=False)
     message: Any = field(compare=False)
     interval: float | None = field(compare=False, default=None)
     cancelled: bool = field(compare=False, default=False)
 
 
 class TimerScheduler:
+    """Where timers wait; `schedule` returns an entry that cancels by `entry.cancelled = True`."""
+
+    def schedule(self, name: str, target: ActorRef, message: Any, delay: float,
+                 interval: float | None = None) -> _Entry:
+        raise NotImplementedError
+
+
+class ThreadTimerScheduler(TimerScheduler):
+    """One thread on the monotonic wall clock for every timer of the process."""
+
     def __init__(self) -> None:
         self._heap: list[_Entry] = []
         self._cond = threading.Condition()
@@ -36,7 +46,7 @@ class TimerScheduler:
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def schedule(self, name: str, target: pykka.ActorRef, message: Any, delay: float,
+    def schedule(self, name: str, target: ActorRef, message: Any, delay: float,
                  interval: float | None = None) -> _Entry:
         entry = _Entry(time.monotonic() + delay, next(self._seq), name, target, message, interval)
         with self._cond:
@@ -62,7 +72,7 @@ class TimerScheduler:
                     heapq.heappush(self._heap, entry)
             try:
                 entry.target.tell(TimerFired(entry.name, entry.message))
-            except pykka.ActorDeadError:
+            except ActorStopped:
                 entry.cancelled = True
 
     def stop(self) -> None:
@@ -71,13 +81,13 @@ class TimerScheduler:
             self._cond.notify()
 
 
-SCHEDULER = TimerScheduler()
+SCHEDULER = ThreadTimerScheduler()
 
 
 class Timers:
     """The timers of one actor. Starting a timer under a name that exists replaces it."""
 
-    def __init__(self, owner: pykka.ActorRef, scheduler: TimerScheduler = SCHEDULER) -> None:
+    def __init__(self, owner: ActorRef, scheduler: TimerScheduler = SCHEDULER) -> None:
         self._owner = owner
         self._scheduler = scheduler
         self._active: dict[str, _Entry] = {}

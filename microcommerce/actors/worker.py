@@ -1,25 +1,21 @@
-"""Pykka actors that run service code: each with its own thread, asyncio loop and DB pool.
+"""The actors that run service code, each with its own mailbox and database handle.
 
 `SupervisedActor` owns the boot/teardown cycle and reports crashes to the supervisor;
 `Worker` runs a ServiceActor's command and event handlers; `OutboxRelay` publishes
-committed outbox rows to the bus.
+committed outbox rows to the bus. They are runtime-agnostic (actors/runtime.py): every wait is
+an await, so the threaded runtime blocks only the actor's own thread and the simulated one
+moves on to another actor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import random
-import sys
-import time
 from collections import deque
-from collections.abc import Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import pykka
-
+from microcommerce import environment
 from microcommerce.actors import dlq, outbox
 from microcommerce.actors.messages import (
     Ask,
@@ -32,6 +28,7 @@ from microcommerce.actors.messages import (
     TimerFired,
 )
 from microcommerce.actors.requests import current_request_id
+from microcommerce.actors.runtime import Actor
 from microcommerce.actors.service import ServiceActor, WorkerContext
 from microcommerce.actors.timers import Timers
 from microcommerce.contracts import registry  # noqa: F401 - every event type known before decoding
@@ -50,133 +47,101 @@ class Ping:
     """Readiness probe answered by the worker itself: is its database reachable?"""
 
 
-class SupervisedActor(pykka.ThreadingActor):
-    # Daemon threads: a wedged handler must not keep the process alive after shutdown.
-    use_daemon_thread = True
-
-    @staticmethod
-    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
-        # pykka's default queue.Queue pays a Python-level Condition on every put/get; the C
-        # SimpleQueue has the same put/get/empty/get_nowait/qsize and waits without the GIL.
-        return queue.SimpleQueue()
-
+class SupervisedActor(Actor):
     def __init__(self, system: ActorSystem, child_id: str) -> None:
-        super().__init__()
         self.system = system
-        self.child_id = child_id
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.child_id = self.name = child_id
         self.db: Database | None = None
         self.gave_up = False
-        self.timers = Timers(self.actor_ref)
+        self.timers: Timers | None = None
 
     # -- lifecycle -------------------------------------------------------------------
-    def on_start(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        # This thread only ever runs this loop: install its async-generator hooks for good, as
-        # run_forever would, so `run`'s fast path tracks and finalizes them the same way.
-        sys.set_asyncgen_hooks(firstiter=self.loop._asyncgen_firstiter_hook,  # noqa: SLF001
-                               finalizer=self.loop._asyncgen_finalizer_hook)  # noqa: SLF001
-        self._boot_supervised()
+    async def started(self) -> None:
+        self.timers = Timers(self.ref, self.runtime.timer_scheduler)
+        await self._boot_supervised()
 
-    def on_stop(self) -> None:
-        self._teardown()
-        self._refuse_pending()
-        if self.loop is not None:
-            self.loop.close()
+    async def stopped(self) -> None:
+        await self._teardown()
 
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run a coroutine to completion on this actor's loop.
+    def refuse(self, message: Any) -> None:
+        """Answer work queued when the actor stops, so no caller hangs."""
+        self.system.dead_letters.record(self.system.name, "stopped", message)
+        _refuse(message, f"{self.system.name} service is stopping")
 
-        Most handlers never wait on I/O (SQLite runs inline) so the task finishes by running
-        the callbacks that are already ready; that skips run_until_complete's selector polls,
-        whose syscalls hand the GIL to other threads. Anything that does wait (a request to
-        another service, MySQL, a timer) continues on the real loop, as before.
-        """
-        loop = self.loop
-        assert loop is not None
-        task = loop.create_task(coro)
-        if _run_ready(loop, task):
-            return task.result()
-        return loop.run_until_complete(task)
-
-    def boot(self) -> None:
+    async def boot(self) -> None:
         self.db = self.system.open_database()
-        self.run(self.db.connect())
+        await self.db.connect()
 
-    def teardown(self) -> None:
+    async def teardown(self) -> None:
         """Subclass hook before the database closes."""
 
-    def _teardown(self) -> None:
+    async def _teardown(self) -> None:
+        assert self.timers is not None
         self.timers.cancel_all()
         try:
-            self.teardown()
+            await self.teardown()
         finally:
             if self.db is not None:
                 db, self.db = self.db, None
                 try:
-                    self.run(db.close())
+                    await db.close()
                 except Exception:  # noqa: BLE001 - closing a broken pool must not mask the crash
                     log.debug("closing database of %s failed", self.child_id, exc_info=True)
 
-    def _boot_supervised(self) -> None:
+    async def _boot_supervised(self) -> None:
         try:
-            self.boot()
+            await self.boot()
         except Exception as exc:  # noqa: BLE001 - e.g. database down at start: supervise
             log.error("%s failed to start: %s", self.child_id, exc)
-            self.crashed(exc)
+            await self.crashed(exc)
 
-    def crashed(self, exc: BaseException) -> None:
+    async def crashed(self, exc: BaseException) -> None:
         """A supervision event: ask the supervisor, then restart (after backoff) or go down.
 
         A child that is told to escalate stays alive but down: it refuses work (503, events
         back to their sender) until its supervisor restarts the whole service.
         """
+        supervisor = self.system.supervisor
         try:
-            directive = self.system.supervisor.ask(ChildFailed(self.child_id, repr(exc)), timeout=5)
+            assert supervisor is not None
+            directive = await self.runtime.ask(supervisor, ChildFailed(self.child_id, repr(exc)), timeout=5)
         except Exception:  # noqa: BLE001 - no supervisor (shutting down): go down quietly
             directive = None
         if directive is None or directive.action == "escalate":
             self.gave_up = True
-            self._teardown()
+            await self._teardown()
             return
-        time.sleep(directive.delay_s)
-        self._restart()
+        await asyncio.sleep(directive.delay_s)  # this actor's mail waits, as its thread would
+        await self._restart()
 
-    def _restart(self) -> None:
-        self._teardown()
+    async def _restart(self) -> None:
+        await self._teardown()
         self.gave_up = False
         try:
-            self.boot()
+            await self.boot()
         except Exception as exc:  # noqa: BLE001
             log.error("%s failed to restart: %s", self.child_id, exc)
-            self.crashed(exc)
-
-    def _refuse_pending(self) -> None:
-        """Answer asks still queued when the actor stops, so no caller hangs (pykka drops tells)."""
-        while not self.actor_inbox.empty():
-            message = self.actor_inbox.get_nowait().message
-            self.system.dead_letters.record(self.system.name, "stopped", message)
-            _refuse(message, f"{self.system.name} service is stopping")
+            await self.crashed(exc)
 
     # -- messages --------------------------------------------------------------------
-    def on_receive(self, message: Any) -> Any:
+    async def receive(self, message: Any) -> Any:
         if isinstance(message, Restart):
-            self._restart()
+            await self._restart()
         elif isinstance(message, GoDown):
             self.gave_up = True
-            self._teardown()
+            await self._teardown()
         elif self.gave_up:
             self.system.dead_letters.record(self.system.name, "escalated", message)
             _refuse(message, f"{self.system.name} service is unavailable")
         elif isinstance(message, TimerFired):
+            assert self.timers is not None
             if self.timers.fired(message.name):
-                self.receive(message.message, None)
+                await self.handle(message.message)
         else:
-            self.receive(message, None)
+            await self.handle(message)
         return None
 
-    def receive(self, message: Any, _unused: Any) -> None:
+    async def handle(self, message: Any) -> None:
         raise NotImplementedError
 
 
@@ -187,9 +152,9 @@ class Worker(SupervisedActor):
         self.logic_cls = logic_cls
         self.logic: ServiceActor | None = None
 
-    def boot(self) -> None:
-        super().boot()
-        assert self.db is not None
+    async def boot(self) -> None:
+        await super().boot()
+        assert self.db is not None and self.timers is not None
         ctx = WorkerContext(
             service=self.system.name,
             worker_index=self.index,
@@ -201,48 +166,48 @@ class Worker(SupervisedActor):
             request_flush=self.system.request_flush,
         )
         self.logic = self.logic_cls(ctx)
-        self.run(self.logic.on_start())
+        await self.logic.on_start()
 
-    def teardown(self) -> None:
+    async def teardown(self) -> None:
         if self.logic is not None:
             logic, self.logic = self.logic, None
-            self.run(logic.on_stop())
-        self.run(self.system.requester.close())  # connections opened on this loop die with it
+            await logic.on_stop()
+        await self.system.requester.close()  # connections opened on this loop die with it
 
-    def receive(self, message: Any, _unused: Any) -> None:
+    async def handle(self, message: Any) -> None:
         if isinstance(message, Ask):
-            self._handle_ask(message)
+            await self._handle_ask(message)
         elif isinstance(message, Deliver):
-            self._handle_event(message)
+            await self._handle_event(message)
         else:
-            self._handle_ask(Ask(message, None))  # a timer's message: a command nobody waits for
+            await self._handle_ask(Ask(message, None))  # a timer's message: a command nobody waits for
 
-    def _handle_ask(self, ask: Ask) -> None:
+    async def _handle_ask(self, ask: Ask) -> None:
         assert self.logic is not None
         request_id = current_request_id.set(ask.request_id)  # the handler's requests send it on
         try:
             if isinstance(ask.command, Ping):
-                result: Any = self.run(self.db.ping()) if self.db else False
+                result: Any = await self.db.ping() if self.db else False
             elif isinstance(ask.command, dlq.DeadLetterCommand):
                 assert self.db is not None
-                result = self.run(ask.command.run(self.db))
+                result = await ask.command.run(self.db)
                 if isinstance(ask.command, dlq.RequestRedrive) and result:
                     self.system.request_redrive()
             else:
-                result = self._dispatch(ask.command)
+                result = await self._dispatch(ask.command)
         except ServiceError as err:
             _reply(ask, None, err)
         except Exception as exc:  # noqa: BLE001 - a crash: answer the caller, then supervise
             log.exception("%s crashed handling %s", self.child_id, type(ask.command).__name__)
             _reply(ask, None, InternalError("Internal server error"))
-            self.crashed(exc)
+            await self.crashed(exc)
         else:
             _reply(ask, result, None)
         finally:
             current_request_id.reset(request_id)
             self._after_message()
 
-    def _dispatch(self, command: Any) -> Any:
+    async def _dispatch(self, command: Any) -> Any:
         """Run a command; a transaction that lost a race (deadlock) was rolled back, so run the
         whole handler again, unless the command says its side effects must not repeat."""
         assert self.logic is not None
@@ -250,31 +215,31 @@ class Worker(SupervisedActor):
             try:
                 faults = self.system.faults
                 if faults is None:
-                    return self.run(self.logic.dispatch(command))
-                faults.on_command(self.system.name, command, "before")
-                result = self.run(self.logic.dispatch(command))
-                faults.on_command(self.system.name, command, "after")
+                    return await self.logic.dispatch(command)
+                await faults.on_command(self.system.name, command, "before")
+                result = await self.logic.dispatch(command)
+                await faults.on_command(self.system.name, command, "after")
                 return result
             except TransientError as exc:
                 if attempt == TRANSIENT_ATTEMPTS or not getattr(command, "retry_transient", True):
                     log.warning("%s gave up on %s: %s", self.child_id, type(command).__name__, exc)
                     raise ServiceUnavailable(f"{self.system.name} service is busy, retry shortly",
                                              retry_after_s=1) from None
-                time.sleep(random.uniform(0.002, 0.01) * attempt)
+                await asyncio.sleep(environment.rng().uniform(0.002, 0.01) * attempt)
         raise AssertionError("unreachable")
 
-    def _handle_event(self, delivery: Deliver) -> None:
+    async def _handle_event(self, delivery: Deliver) -> None:
         settled = False
         token = current_request_id.set(delivery.request_id)  # its effects carry the cause's id
         try:
-            settled = self._apply_or_park(delivery)
+            settled = await self._apply_or_park(delivery)
         finally:
             current_request_id.reset(token)
             self._after_message()
             if delivery.done is not None:
                 delivery.done(settled)
 
-    def _apply_or_park(self, delivery: Deliver) -> bool:
+    async def _apply_or_park(self, delivery: Deliver) -> bool:
         """Apply an event with bounded retries, else park it as a dead letter.
 
         True once the event is durably handled (applied, or parked); False when this worker
@@ -290,35 +255,35 @@ class Worker(SupervisedActor):
             try:
                 faults = self.system.faults
                 if faults is not None:
-                    faults.on_event(self.system.name, envelope.eventType, "before")
-                self.run(self.logic.apply_event(envelope))
+                    await faults.on_event(self.system.name, envelope.eventType, "before")
+                await self.logic.apply_event(envelope)
                 if faults is not None:
-                    faults.on_event(self.system.name, envelope.eventType, "after")
+                    await faults.on_event(self.system.name, envelope.eventType, "after")
                 return True
             except DatabaseUnavailable as exc:
-                self.crashed(exc)  # reconnect through a restart, then try again
+                await self.crashed(exc)  # reconnect through a restart, then try again
                 if attempt == max_attempts:
                     return False  # an outage is not the event's fault: never park for it
             except TransientError:
                 # A lost race (deadlock) was rolled back: not the event's fault either.
                 if attempt == max_attempts:
                     return False  # sent again later; never parked for it
-                time.sleep(random.uniform(0.002, 0.01) * attempt)
+                await asyncio.sleep(environment.rng().uniform(0.002, 0.01) * attempt)
             except Exception as exc:  # noqa: BLE001 - retried, then parked
                 log.exception("%s failed on %s (attempt %d/%d)", self.child_id,
                               envelope.eventType, attempt, max_attempts)
                 error = f"{type(exc).__name__}: {exc}"
                 if attempt < max_attempts:
-                    time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
-        return self._park(delivery, error, max_attempts)
+                    await asyncio.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
+        return await self._park(delivery, error, max_attempts)
 
-    def _park(self, delivery: Deliver, error: str, attempts: int) -> bool:
+    async def _park(self, delivery: Deliver, error: str, attempts: int) -> bool:
         envelope = delivery.envelope
         letter = dlq.ParkedEvent(
             consumer=self.system.name, topic=delivery.topic, event_key=delivery.key,
             envelope=envelope, error=error[:2000], attempts=attempts)
         try:
-            letter_id = self.run(dlq.park(self.db, letter))
+            letter_id = await dlq.park(self.db, letter)
         except Exception:  # noqa: BLE001 - not parked: leave it with the sender, try again later
             log.exception("%s could not park %s %s", self.child_id, envelope.eventType, envelope.eventId)
             return False
@@ -358,62 +323,63 @@ class OutboxRelay(SupervisedActor):
         self._retry: dict[int, float] = {}
         self._redriving: set[int] = set()
 
-    def boot(self) -> None:
-        super().boot()
+    async def boot(self) -> None:
+        await super().boot()
         self._in_flight.clear()
         self._retry.clear()
         self._redriving.clear()  # after a restart everything unmarked goes out again
         poll_s = self.system.settings.outbox_poll_ms / 1000.0
+        assert self.timers is not None
         self.timers.start_periodic("poll", poll_s, Poll())
-        self.flush()  # rows left by a crash or a stop go out now
-        self.redrive()
+        await self.flush()  # rows left by a crash or a stop go out now
+        await self.redrive()
 
     STOP_FLUSH_S = 5.0  # how long a stop waits for the broker to acknowledge the last rows
 
-    def teardown(self) -> None:
+    async def teardown(self) -> None:
         if not (self.system.bus.durable and self.db is not None and not self.gave_up):
             return
         try:
-            self.flush()
-            deadline = time.monotonic() + self.STOP_FLUSH_S
-            while self._in_flight and time.monotonic() < deadline:
-                time.sleep(0.02)
-                self._record_settled()
+            await self.flush()
+            deadline = environment.monotonic() + self.STOP_FLUSH_S
+            while self._in_flight and environment.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                await self._record_settled()
         except Exception as exc:  # noqa: BLE001 - unsent rows stay in the outbox for the next start
             log.warning("%s could not flush the outbox at stop: %s", self.child_id, exc)
 
-    def receive(self, message: Any, _unused: Any) -> None:
+    async def handle(self, message: Any) -> None:
         try:
             if isinstance(message, Flush):
-                self.flush()
+                await self.flush()
             elif isinstance(message, Poll):
-                self.flush()
-                self.redrive()
+                await self.flush()
+                await self.redrive()
         except Exception as exc:  # noqa: BLE001
             log.error("%s could not publish: %s", self.child_id, exc)
-            self.crashed(exc)
+            await self.crashed(exc)
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
         assert self.db is not None
         self.system.flush_requested.clear()
-        self._record_settled()
-        self._send_retries()
+        await self._record_settled()
+        await self._send_retries()
         # No cursor: on MySQL ids are taken at insert but rows commit in any order, so a row
         # below the newest one sent may appear later. Rows already in flight are skipped.
         while len(self._in_flight) < self.MAX_IN_FLIGHT:
-            ids = self.run(outbox.pending_ids(self.db, len(self._in_flight) + len(self._retry) + 200))
+            ids = await outbox.pending_ids(self.db, len(self._in_flight) + len(self._retry) + 200)
             self.system.outbox.unpublished = len(ids)
             fresh = [i for i in ids if i not in self._in_flight and i not in self._retry]
             fresh = fresh[:self.MAX_IN_FLIGHT - len(self._in_flight)]
             if not fresh:
                 break
-            for row in self.run(outbox.unpublished(self.db, fresh)):
+            for row in await outbox.unpublished(self.db, fresh):
                 self._send(row)
-        self._record_settled()  # what settled while we sent (a topic nobody must apply settles at once)
+        await self._record_settled()  # what settled while we sent (a topic nobody must apply settles at once)
         self.system.outbox.in_flight = len(self._in_flight)
 
     def _send(self, row: outbox.OutboxRow) -> None:
@@ -429,7 +395,7 @@ class OutboxRelay(SupervisedActor):
         self._settled.append((row_id, ok))
         self.system.request_flush()
 
-    def _record_settled(self) -> None:
+    async def _record_settled(self) -> None:
         done: list[int] = []
         while self._settled:
             row_id, ok = self._settled.popleft()
@@ -437,33 +403,33 @@ class OutboxRelay(SupervisedActor):
             if ok:
                 done.append(row_id)
             else:
-                self._retry[row_id] = time.monotonic() + self.RETRY_AFTER_S
+                self._retry[row_id] = environment.monotonic() + self.RETRY_AFTER_S
         for start in range(0, len(done), 500):
             chunk = done[start:start + 500]
-            self.run(outbox.mark_published(self.db, chunk))
+            await outbox.mark_published(self.db, chunk)
             self.published += len(chunk)
             self.system.outbox.published += len(chunk)
 
-    def _send_retries(self) -> None:
-        now = time.monotonic()
+    async def _send_retries(self) -> None:
+        now = environment.monotonic()
         due = [row_id for row_id, at in self._retry.items() if at <= now]
         if not due:
             return
         for row_id in due:
             del self._retry[row_id]
-        for row in self.run(outbox.unpublished(self.db, due)):
+        for row in await outbox.unpublished(self.db, due):
             self._send(row)
 
     # -- dead letters an operator asked to redrive ----------------------------------------
-    def redrive(self) -> None:
+    async def redrive(self) -> None:
         """Deliver requested dead letters to this service's consumers (the inbox applies each once)."""
         assert self.db is not None
         while self._redriven:
             letter_id, ok = self._redriven.popleft()
             self._redriving.discard(letter_id)
             if ok:
-                self.run(dlq.mark_redriven(self.db, letter_id))
-        for letter in self.run(dlq.requested(self.db)):
+                await dlq.mark_redriven(self.db, letter_id)
+        for letter in await dlq.requested(self.db):
             if letter.id in self._redriving:
                 continue
             self._redriving.add(letter.id)
@@ -475,21 +441,6 @@ class OutboxRelay(SupervisedActor):
     def _on_redriven(self, letter_id: int, ok: bool) -> None:
         self._redriven.append((letter_id, ok))
         self.system.request_redrive()
-
-
-def _run_ready(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> bool:
-    """Run the loop's ready callbacks (as its next pass would, minus the selector poll) until
-    `task` is done or nothing is runnable without waiting; True when the task is done."""
-    ready = loop._ready  # type: ignore[attr-defined]  # noqa: SLF001 - asyncio's run queue
-    asyncio.events._set_running_loop(loop)  # noqa: SLF001 - get_running_loop() works inside
-    try:
-        while ready and not task.done():
-            handle = ready.popleft()
-            if not handle._cancelled:  # noqa: SLF001 - skipped exactly as _run_once does
-                handle._run()  # noqa: SLF001
-    finally:
-        asyncio.events._set_running_loop(None)  # noqa: SLF001
-    return task.done()
 
 
 def _reply(ask: Ask, result: Any, error: BaseException | None) -> None:

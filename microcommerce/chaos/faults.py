@@ -24,18 +24,21 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from microcommerce import environment
 from microcommerce.actors.bus import EventBus
 from microcommerce.actors.faults import DatabaseFactory, FaultInjector
 from microcommerce.actors.requests import Requester
 
 from .seeds import draw, subsystem_rng
+
+if TYPE_CHECKING:
+    from .faulty_bus import Later
 
 FAMILIES = ("crash", "drop", "dup", "delay", "reorder", "partition", "timeout", "db", "slow", "provider")
 
@@ -99,7 +102,7 @@ class Injected:
 
 class FaultPlan:
     def __init__(self, seed: int, families: Iterable[str], *, rates: dict[str, float] | None = None,
-                 swarm: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+                 swarm: bool = False, clock: Callable[[], float] = environment.monotonic) -> None:
         chosen = tuple(dict.fromkeys(families))
         unknown = [f for f in chosen if f not in FAMILIES]
         if unknown:
@@ -295,20 +298,21 @@ class ChaosWiring:
     database_factory: DatabaseFactory
 
 
-def chaos_wiring(plan: FaultPlan) -> ChaosWiring:
+def chaos_wiring(plan: FaultPlan, later: Later | None = None) -> ChaosWiring:
     """Real in-process adapters (LocalBus, LocalRequester, open_database) wrapped with the
-    plan's fault points. One wiring per Node."""
+    plan's fault points. One wiring per Node. `later` runs the bus's held deliveries (thread
+    timers by default; the simulation's virtual clock under the deterministic runner)."""
     from microcommerce.actors.bus import LocalBus
     from microcommerce.actors.requests import LocalRequester
 
-    from .faulty_bus import FaultyBus
+    from .faulty_bus import FaultyBus, thread_timer
     from .faulty_requests import FaultyRequester
     from .faulty_storage import FaultyDatabaseFactory
     from .runtime_faults import RuntimeFaults
 
     return ChaosWiring(
         plan=plan,
-        bus=FaultyBus(LocalBus(), plan),
+        bus=FaultyBus(LocalBus(), plan, later or thread_timer),
         requester=FaultyRequester(LocalRequester(), plan),
         faults=RuntimeFaults(plan),
         database_factory=FaultyDatabaseFactory(plan),

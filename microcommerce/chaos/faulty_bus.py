@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,15 @@ MAX_DELAY_MS = 300
 REORDER_HOLD_S = 0.5
 
 Stream = tuple[str, str, str]  # topic, group, key
+# later(seconds, fn): run fn after a while (a thread timer, or the simulation's virtual clock)
+Later = Callable[[float, Callable[[], None]], object]
+
+
+def thread_timer(seconds: float, fn: Callable[[], None]) -> threading.Timer:
+    timer = threading.Timer(seconds, fn)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 @dataclass(eq=False)
@@ -49,9 +59,10 @@ class _Hold:
 
 
 class FaultyBus(EventBus):
-    def __init__(self, inner: EventBus, plan: FaultPlan) -> None:
+    def __init__(self, inner: EventBus, plan: FaultPlan, later: Later = thread_timer) -> None:
         self.inner = inner
         self.plan = plan
+        self._later = later
         self.durable = inner.durable
         # Deliveries are tells into mailboxes (microseconds): doing them under one lock is what
         # keeps a released hold and a new delivery of the same key in order.
@@ -150,9 +161,7 @@ class FaultyBus(EventBus):
               seconds: float) -> _Hold:
         hold = self._held[stream] = _Hold()
         hold.items.append((deliver, envelope, done))
-        timer = threading.Timer(seconds, self._release, (stream, hold))
-        timer.daemon = True
-        timer.start()
+        self._later(seconds, partial(self._release, stream, hold))
         return hold
 
     def _release_reordered(self, topic: str, group: str, delivered: Stream) -> None:

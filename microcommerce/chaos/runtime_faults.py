@@ -9,22 +9,23 @@ Command crashes take from the service's restart budget so faults alone rarely es
 
 from __future__ import annotations
 
-import threading
-import time
+import asyncio
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .faults import FaultPlan
 
-_thread = threading.local()
+# Per message being handled (a worker handles each in its own task, in either runtime), so
+# they stay right when one thread interleaves many workers.
+_service: ContextVar[str | None] = ContextVar("chaos_service", default=None)
+_crash_after: ContextVar[str | None] = ContextVar("chaos_crash_after", default=None)
 
 
 def current_service() -> str | None:
-    """The service whose worker runs on this thread (None elsewhere, e.g. the HTTP loop).
-
-    A worker thread belongs to one service for its whole life, so the value stays right
-    between messages too; the requester uses it to know who is calling."""
-    return getattr(_thread, "service", None)
+    """The service whose worker is handling the current message (None elsewhere, e.g. the
+    HTTP loop); the requester uses it to know who is calling."""
+    return _service.get()
 
 
 class ChaosCrash(RuntimeError):
@@ -35,32 +36,35 @@ class RuntimeFaults:
     def __init__(self, plan: FaultPlan) -> None:
         self.plan = plan
 
-    def on_command(self, service: str, command: Any, phase: str) -> None:
-        self._around(service, "command", type(command).__name__, phase)
+    async def on_command(self, service: str, command: Any, phase: str) -> None:
+        await self._around(service, "command", type(command).__name__, phase)
 
-    def on_event(self, service: str, event_type: str, phase: str) -> None:
-        self._around(service, "event", event_type, phase)
+    async def on_event(self, service: str, event_type: str, phase: str) -> None:
+        await self._around(service, "event", event_type, phase)
 
-    def _around(self, service: str, kind: str, name: str, phase: str) -> None:
+    async def _around(self, service: str, kind: str, name: str, phase: str) -> None:
         if phase == "before":
-            _thread.service = service
-            _thread.crash_after = None
-            self._stall(service, name)
+            _service.set(service)
+            _crash_after.set(None)
+            stall_s = self._stall(service, name)
+            if stall_s:
+                await asyncio.sleep(stall_s)  # the worker's mailbox waits, as a stuck thread's would
             self._crash_before(service, kind, name)
         elif phase == "after":
-            pending, _thread.crash_after = getattr(_thread, "crash_after", None), None
+            pending = _crash_after.get()
+            _crash_after.set(None)
             if pending is not None and not self.plan.stopped:
                 raise ChaosCrash(f"chaos: crash after {pending}")
 
-    def _stall(self, service: str, name: str) -> None:
+    def _stall(self, service: str, name: str) -> float:
         stream = f"{service}/{name}"
         decision = self.plan.decide("slow", stream)
         if decision is None:
-            return
+            return 0.0
         n, u = decision
         stall_ms = 50 + int(u * 450)
         self.plan.record("slow", stream, n, stall_ms=stall_ms)
-        time.sleep(stall_ms / 1000.0)
+        return stall_ms / 1000.0
 
     def _crash_before(self, service: str, kind: str, name: str) -> None:
         stream = f"{service}/{name}"
@@ -75,4 +79,4 @@ class RuntimeFaults:
         what = f"{kind} {name} in {service}"
         if phase == "before":
             raise ChaosCrash(f"chaos: crash before {what}")
-        _thread.crash_after = what
+        _crash_after.set(what)

@@ -196,7 +196,7 @@ async def start_probe():
         settings = load_settings(flags, env={})
         system = ActorSystem("probe", settings, LocalBus(), ProbeActor, schema_dir=None, policy=policy)
         await system.migrate()
-        system.start()
+        await system.start()
         issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, Revocations())
         app = create_app("probe", settings, issuer, system=system, setup_routes=probe_routes)
         runner = web.AppRunner(app, access_log=None)
@@ -212,7 +212,7 @@ async def start_probe():
     for system, runner, session in started:
         await session.close()
         await runner.cleanup()
-        await asyncio.to_thread(system.stop)
+        await system.stop()
 
 
 def key_of_worker(system: ActorSystem, index: int) -> int:
@@ -418,7 +418,7 @@ async def test_an_ask_that_is_not_answered_in_time_gives_up(start_probe):
 
 async def test_asks_after_stop_are_refused_cleanly(start_probe):
     probe = await start_probe(workers=1)
-    await asyncio.to_thread(probe.system.stop)
+    await probe.system.stop()
     with pytest.raises(ServiceUnavailable):
         await probe.system.ask(Echo(key=1))
 
@@ -446,7 +446,7 @@ async def test_timers_survive_a_restart_and_stop_with_the_worker(start_probe):
     assert await eventually(lambda: _async(STATE.ticks[0] > before))
 
     second_tick = timers._active["tick"]  # noqa: SLF001
-    await asyncio.to_thread(probe.system.stop)
+    await probe.system.stop()
     assert second_tick.cancelled and timers.active == []
 
 

@@ -124,13 +124,13 @@ async def start_system(schema_dir):
                              faults=wiring.faults if wiring else None,
                              database_factory=wiring.database_factory if wiring else None)
         await system.migrate()
-        system.start()
+        await system.start()
         started.append(system)
         return system
 
     yield start
     for system in reversed(started):
-        await asyncio.to_thread(system.stop)
+        await system.stop()
 
 
 async def create_accounts(producer: ActorSystem, names: list[str]) -> None:

@@ -78,7 +78,7 @@ async def service(tmp_path: Path):
     bus.declare(USER_EVENTS, "cart")
     system = ActorSystem("cart", settings, bus, DeletionsActor, schema_dir=schema)
     await system.migrate()
-    system.start()
+    await system.start()
     issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, Revocations())
     runner = web.AppRunner(create_app("cart", settings, issuer, system=system), access_log=None)
     await runner.setup()
@@ -88,7 +88,7 @@ async def service(tmp_path: Path):
     yield Service(system, bus, f"http://127.0.0.1:{port}", issuer, session)
     await session.close()
     await runner.cleanup()
-    await asyncio.to_thread(system.stop)
+    await system.stop()
 
 
 async def parked(service: Service, status: str | None = None) -> list:

@@ -201,7 +201,7 @@ class Stub:
 
     async def start(self) -> None:
         await self.system.migrate()
-        self.system.start()
+        await self.system.start()
         await self.serve()
 
     async def serve(self) -> None:
@@ -218,7 +218,7 @@ class Stub:
     async def stop(self) -> None:
         STUB.gate.set()
         await self.stop_serving()
-        await asyncio.to_thread(self.system.stop)
+        await self.system.stop()
 
 
 @pytest.fixture

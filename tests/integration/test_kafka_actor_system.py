@@ -83,7 +83,7 @@ async def test_a_committed_change_reaches_another_system_once_through_kafka(kafk
         for system, bus in ((consumer, consumer_bus), (producer, producer_bus)):
             bus.start()
             await system.migrate()
-            system.start()
+            await system.start()
             systems.append((system, bus))
         first = await producer.ask(CreateAccount(name="alice"))
         assert await eventually(lambda: equals(consumer.ask(AppliedIds()), [first.eventId]), timeout=20)
@@ -111,7 +111,7 @@ async def test_a_committed_change_reaches_another_system_once_through_kafka(kafk
         assert await consumer.ask(AppliedIds()) == expected
     finally:
         for system, bus in reversed(systems):
-            await asyncio.to_thread(system.stop)
+            await system.stop()
             await asyncio.to_thread(bus.stop)
 
 
@@ -142,13 +142,13 @@ async def test_a_graceful_stop_publishes_what_was_committed_and_waits_for_the_br
     bus.start()
     producer = ActorSystem(f"kquiet{uuid.uuid4().hex[:8]}", settings, bus, QuietProducer, schema_dir=schema_dir)
     await producer.migrate()
-    producer.start()
+    await producer.start()
     try:
         await producer.ask(PendingOutbox())  # the relay's start-up flush is over
         await producer.ask(AppendQuietly(name="carol"))
         assert await producer.ask(PendingOutbox()) == 1
     finally:
-        await asyncio.to_thread(producer.stop)
+        await producer.stop()
         await asyncio.to_thread(bus.stop)
     db = open_database(producer.database_url)
     await db.connect()
@@ -183,7 +183,7 @@ async def test_the_request_id_of_a_write_follows_its_event_to_the_consumer(trans
         for system, bus in ((consumer, buses[1]), (producer, buses[0])):
             bus.start()
             await system.migrate()
-            system.start()
+            await system.start()
             started.append((system, bus))
         token = current_request_id.set("trace-4711")  # as the HTTP middleware sets it
         try:
@@ -194,5 +194,5 @@ async def test_the_request_id_of_a_write_follows_its_event_to_the_consumer(trans
         assert await eventually(lambda: contains(consumer.ask(AppliedIds()), "trace-4711"), timeout=20)
     finally:
         for system, bus in reversed(started):
-            await asyncio.to_thread(system.stop)
+            await system.stop()
             await asyncio.to_thread(bus.stop)

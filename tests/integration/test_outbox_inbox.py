@@ -13,6 +13,7 @@ from mc_testkit import contains, equals, eventually, schema_dir_with
 from microcommerce.actors import outbox
 from microcommerce.actors.bus import LocalBus
 from microcommerce.actors.dlq import ListDeadLetters
+from microcommerce.actors.messages import Flush
 from microcommerce.actors.service import ServiceActor, handles, on_event
 from microcommerce.actors.system import ActorSystem
 from microcommerce.config import load_settings
@@ -183,13 +184,13 @@ async def start_system(schema_dir):
         flags = {"ephemeral": True, "workers": 2, "outbox_poll_ms": 200, **overrides}
         system = ActorSystem(name, load_settings(flags, env={}), bus, logic, schema_dir=schema_dir)
         await system.migrate()
-        system.start()
+        await system.start()
         started.append(system)
         return system
 
     yield start
     for system in reversed(started):
-        await asyncio.to_thread(system.stop)
+        await system.stop()
 
 
 # -- inbox ------------------------------------------------------------------------------------------
@@ -341,7 +342,7 @@ async def test_outbox_row_left_by_a_crash_is_published_by_the_next_start(start_s
     await _relay_booted(first)  # its start-up flush is over: from here on it only runs if woken
     event_id = await first.ask(AppendWithoutWakingRelay(name="Carol"))
     assert await first.ask(PendingOutbox()) == 1
-    await asyncio.to_thread(first.stop)  # "crash": the row is committed, the relay never ran
+    await first.stop()  # "crash": the row is committed, the relay never ran
     assert first_seen.events == []
     assert await _pending_in(database_url.replace("{service}", "producer")) == 1
 
@@ -369,7 +370,7 @@ async def test_relay_poll_publishes_rows_nobody_announced(start_system):
 
 async def _relay_booted(system: ActorSystem) -> None:
     """A message to the relay is handled only after its boot (and boot-time flush) finished."""
-    await asyncio.to_thread(lambda: system.relay.proxy().published.get(timeout=5))
+    await system.runtime.ask(system.relay, Flush(), timeout=5)
 
 
 async def _pending_in(url: str) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
-import pykka
 import pytest
 
-from microcommerce.actors.messages import ChildFailed, Directive, Restart
+from microcommerce.actors.messages import ChildFailed, Directive, Restart, StartChildren
+from microcommerce.actors.runtime import Actor
 from microcommerce.actors.supervisor import (
     ONE_FOR_ALL,
     ChildSpec,
@@ -15,6 +16,7 @@ from microcommerce.actors.supervisor import (
     RestartPolicy,
     Supervisor,
 )
+from microcommerce.actors.threaded import ThreadedRuntime
 
 
 class FakeClock:
@@ -79,39 +81,49 @@ def test_policy_rejects_an_unknown_strategy():
 # -- Supervisor actor ---------------------------------------------------------------------
 
 
-class Recorder(pykka.ThreadingActor):
+class Recorder(Actor):
     """A child that only records the messages it receives."""
 
     def __init__(self, log: list[object], got_one: threading.Event) -> None:
-        super().__init__()
         self.log = log
         self.got_one = got_one
 
-    def on_receive(self, message: object) -> None:
+    async def receive(self, message: object) -> None:
         self.log.append(message)
         self.got_one.set()
+
+
+class Supervised:
+    """A supervisor on the threaded runtime, asked from the test's thread."""
+
+    def __init__(self, actor: Supervisor, runtime: ThreadedRuntime) -> None:
+        self.actor = actor
+        self.ref = runtime.spawn(actor)
+
+    def ask(self, message: object, timeout: float) -> object:
+        return self.ref.ask_pykka(message).get(timeout=timeout)
 
 
 @pytest.fixture
 def supervised():
     """Start a supervisor with two recorder children; stop everything afterwards."""
-    started: list[pykka.ActorRef] = []
+    runtime = ThreadedRuntime()
+    started = []
 
     def start(policy: RestartPolicy):
         escalations: list[str] = []
         logs = {"a": [], "b": []}
         events = {"a": threading.Event(), "b": threading.Event()}
-        sup = Supervisor.start("test", policy, escalations.append)
-        started.append(sup)
-        specs = [ChildSpec(cid, lambda cid=cid: Recorder.start(logs[cid], events[cid])) for cid in logs]
-        sup.proxy().start_children(specs).get(timeout=5)
-        started.extend(sup.proxy().child_refs().get(timeout=5).values())
+        sup = Supervised(Supervisor("test", policy, escalations.append), runtime)
+        started.append(sup.ref)
+        specs = [ChildSpec(cid, lambda cid=cid: runtime.spawn(Recorder(logs[cid], events[cid])))
+                 for cid in logs]
+        started.extend(sup.ask(StartChildren(specs), timeout=5).values())
         return sup, logs, events, escalations
 
     yield start
     for ref in reversed(started):
-        if ref.is_alive():
-            ref.stop(timeout=5)
+        asyncio.run(runtime.stop(ref, timeout=5))
 
 
 def test_one_for_one_restarts_only_the_failed_child_with_growing_backoff(supervised):
@@ -120,7 +132,7 @@ def test_one_for_one_restarts_only_the_failed_child_with_growing_backoff(supervi
     delays = [sup.ask(ChildFailed("a", "boom"), timeout=5) for _ in range(3)]
     assert [d.action for d in delays] == ["restart"] * 3
     assert [d.delay_s for d in delays] == pytest.approx([0.1, 0.2, 0.3])  # doubled, then capped
-    assert sup.proxy().restarts_total.get(timeout=5) == 3
+    assert sup.actor.restarts_total == 3
     assert logs["b"] == []  # the sibling is left alone
     assert escalations == []
 
@@ -132,8 +144,8 @@ def test_supervisor_escalates_past_the_intensity_and_keeps_refusing(supervised):
     assert len(escalations) == 1  # the owner hears it once
     assert "a failed more than 2 times" in escalations[0]
     assert "boom 2" in escalations[0]
-    assert sup.proxy().escalated.get(timeout=5) == escalations[0]
-    assert sup.proxy().restarts_total.get(timeout=5) == 2
+    assert sup.actor.escalated == escalations[0]
+    assert sup.actor.restarts_total == 2
 
 
 def test_one_for_all_tells_every_sibling_to_restart(supervised):

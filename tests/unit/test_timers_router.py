@@ -11,7 +11,8 @@ import pytest
 
 from microcommerce.actors.messages import TimerFired
 from microcommerce.actors.router import KeyRouter
-from microcommerce.actors.timers import Timers, TimerScheduler
+from microcommerce.actors.threaded import ThreadedRef
+from microcommerce.actors.timers import ThreadTimerScheduler, Timers
 
 WAIT_S = 5.0
 
@@ -23,9 +24,9 @@ class Sentinel:
 class TimerOwner(pykka.ThreadingActor):
     """Owns timers and counts the messages they deliver, as a SupervisedActor does."""
 
-    def __init__(self, scheduler: TimerScheduler) -> None:
+    def __init__(self, scheduler: ThreadTimerScheduler) -> None:
         super().__init__()
-        self.timers = Timers(self.actor_ref, scheduler)
+        self.timers = Timers(ThreadedRef("owner", self.actor_ref), scheduler)
         self.received: Counter[str] = Counter()
         self.messages: list[object] = []
         self.thread_ids: set[int] = set()
@@ -70,7 +71,7 @@ class TimerOwner(pykka.ThreadingActor):
 
 @pytest.fixture
 def scheduler():
-    sched = TimerScheduler()
+    sched = ThreadTimerScheduler()
     yield sched
     sched.stop()
 
