@@ -59,7 +59,7 @@ class Node:
 
     def __init__(self, settings: Settings, services: list[str], *, bus: EventBus | None = None,
                  requester: Requester | None = None,
-                 serve_http: bool = True, faults: FaultInjector | None = None,
+                 serve_http: bool = True, listen: bool = True, faults: FaultInjector | None = None,
                  database_factory: DatabaseFactory | None = None,
                  runtime: Runtime | None = None) -> None:
         self.settings = settings
@@ -68,6 +68,7 @@ class Node:
         self.bus = bus or open_bus(settings)
         self.requester = requester or LocalRequester()
         self.serve_http = serve_http
+        self.listen = listen  # False: apps are set up and reachable in-process only (simulation)
         self.faults = faults  # the chaos harness's seams; None in production
         self.database_factory = database_factory
         self.dead_letters = DeadLetters()
@@ -129,6 +130,8 @@ class Node:
     async def _serve(self, runtime: ServiceRuntime) -> None:
         runtime.runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False)
         await runtime.runner.setup()
+        if not self.listen:
+            return
         port = self.settings.port_of(runtime.spec.name)
         await web.TCPSite(runtime.runner, self.settings.host, port, reuse_address=True).start()
         runtime.port = port

@@ -11,10 +11,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from microcommerce import environment
+
 T = TypeVar("T")
 
 CPU_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpu")
 
 
 async def run_cpu(fn: Callable[..., T], *args: object) -> T:
+    if environment.is_deterministic():
+        return fn(*args)  # one thread, virtual time: the work takes no simulated time
     return await asyncio.get_running_loop().run_in_executor(CPU_POOL, fn, *args)
