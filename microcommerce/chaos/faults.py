@@ -128,6 +128,7 @@ class FaultPlan:
         self._stopped = False
         self._held = False
         self._stop_hooks: list[Callable[[], None]] = []
+        self._record_hooks: list[Callable[[Injected], None]] = []
         self._rngs: dict[str, random.Random] = {}
         self._partitions: list[Partition] = []
         self._partition_rng = subsystem_rng(seed, "partition")
@@ -179,8 +180,15 @@ class FaultPlan:
 
     def record(self, family: str, target: str, n: int, **params: Any) -> None:
         """A fault was injected (the wrappers call this only once it really happened)."""
+        injected = Injected(self.elapsed(), family, target, n, params)
         with self._lock:
-            self._injected.append(Injected(self.elapsed(), family, target, n, params))
+            self._injected.append(injected)
+        for hook in self._record_hooks:
+            hook(injected)
+
+    def on_record(self, hook: Callable[[Injected], None]) -> None:
+        """Call `hook` with every fault as it is injected (the deterministic runner's trace)."""
+        self._record_hooks.append(hook)
 
     def allow_restart(self, service: str) -> bool:
         """Take one injected worker restart from the service's budget (False: none left)."""

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from microcommerce import environment
 
 OUTCOMES = ("ok", "fail", "info")
 
 
 class History:
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    def __init__(self, clock: Any = environment.monotonic) -> None:
         self._clock = clock
         self._t0 = clock()
         self._lock = threading.Lock()

@@ -8,7 +8,6 @@ import asyncio
 import json
 import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,12 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from microcommerce import environment
+from microcommerce.actors.runtime import Runtime
 from microcommerce.chaos import checkers
 from microcommerce.chaos.faults import FaultPlan, chaos_wiring
 from microcommerce.chaos.history import History
+from microcommerce.chaos.transport import HttpTransport, InProcessTransport, Transport
 from microcommerce.chaos.workload import Admin, Client, Shopper, World, run_process
 from microcommerce.config import Settings, load_settings
 from microcommerce.node import Node
@@ -51,6 +53,12 @@ class RunConfig:
     db_url: str | None = None
     products: int = 5
     stock: int = 4
+    deterministic: bool = False  # the simulated runtime: one thread, seeded order, virtual time
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seed": self.seed, "duration": self.duration, "shoppers": self.shoppers,
+                "faults": list(self.families), "swarm": self.swarm, "db": self.db_url,
+                "deterministic": self.deterministic}
 
 
 @dataclass
@@ -63,17 +71,20 @@ class RunResult:
     healed: bool
     history: History = field(repr=False)
     plan: Any = field(repr=False)
+    config: RunConfig | None = field(default=None, repr=False)
+    trace: Any = field(default=None, repr=False)  # the deterministic runner's trace
 
     def as_json(self) -> dict[str, Any]:
         return {"valid": self.valid, "seed": self.seed, "faults": self.faults, "ops": self.ops,
                 "checkers": {name: {"valid": c["valid"], "counterexample": c["counterexample"]}
-                             for name, c in self.checkers.items()}, "healed": self.healed}
+                             for name, c in self.checkers.items()}, "healed": self.healed,
+                **({"config": self.config.as_json()} if self.config is not None else {})}
 
 
 def chaos_settings(config: RunConfig) -> Settings:
     """Fast and isolated: memory (or fresh MySQL databases), cheap bcrypt, short timeouts."""
     services = implemented_services()
-    run_id = uuid.uuid4().hex[:8]
+    run_id = environment.new_uuid()[:8]
     flags: dict[str, Any] = {
         "password_hash_cost": 4, "access_log": False, "rate_limit_max": 1_000_000, "log_level": "error",
         "jwt_secret": "chaos-harness-jwt-secret-0123456789", "internal_token": "chaos-internal-token-01234567",
@@ -82,9 +93,10 @@ def chaos_settings(config: RunConfig) -> Settings:
         "request_timeout_ms": 1500, "timeouts_ms": {"payment": 1000}, "provider_slow_delay_ms": 1500,
         "outbox_poll_ms": 100, "payment_reconcile_interval_ms": 1000, "reservation_sweep_interval_ms": 1000,
         "max_pending_orders_per_user": 1000, "workers": 2,
-        "ports": dict(zip(services, free_ports(len(services)), strict=True)),
         "provider_ledger_url": f"sqlite://memory/chaos-providers-{run_id}",
     }
+    if not config.deterministic:  # the simulation opens no sockets
+        flags["ports"] = dict(zip(services, free_ports(len(services)), strict=True))
     if config.db_url:
         # A fresh database per service and run: the checkers must see only this run's data.
         flags["database_url"] = config.db_url.replace("{service}", f"{{service}}_chaos_{run_id}")
@@ -106,9 +118,9 @@ async def _settled(node: Node) -> bool:
 async def heal(node: Node, timeout: float = HEAL_TIMEOUT_S) -> bool:
     """Wait until every outbox is settled, every mailbox empty and no payment pending, for a
     few looks in a row (the relay's view is as of its last poll); False on timeout."""
-    deadline = time.monotonic() + timeout
+    deadline = environment.monotonic() + timeout
     quiet = 0
-    while time.monotonic() < deadline:
+    while environment.monotonic() < deadline:
         if await _settled(node) and not await _pending_payments(node):
             quiet += 1
             if quiet >= 5:
@@ -120,13 +132,14 @@ async def heal(node: Node, timeout: float = HEAL_TIMEOUT_S) -> bool:
 
 
 async def _pending_payments(node: Node) -> int:
-    rows = await _read(node.system("payment").database_url,
+    rows = await _read(node, node.system("payment").database_url,
                        ["SELECT COUNT(*) AS n FROM payments WHERE status = 'pending'"])
     return int(rows[0][0]["n"])
 
 
-async def _read(url: str, queries: list[str]) -> list[list[dict[str, Any]]]:
-    """Read-only SQL on a service's database, past any fault wrapper, on a private loop/thread."""
+async def _read(node: Node, url: str, queries: list[str]) -> list[list[dict[str, Any]]]:
+    """Read-only SQL on a service's database, past any fault wrapper (on a private loop/thread
+    when the runtime has threads)."""
 
     async def run() -> list[list[dict[str, Any]]]:
         db = open_database(url)
@@ -136,7 +149,7 @@ async def _read(url: str, queries: list[str]) -> list[list[dict[str, Any]]]:
         finally:
             await db.close()
 
-    return await asyncio.to_thread(asyncio.run, run())
+    return await node.runtime.isolated(run)
 
 
 async def final_read(node: Node, healed: bool) -> checkers.Snapshot:
@@ -144,7 +157,7 @@ async def final_read(node: Node, healed: bool) -> checkers.Snapshot:
                                    "notification_channels": list(node.settings.notification_channels)}
     for service, tables in TABLES.items():
         names = tables + MESSAGING_TABLES
-        results = await _read(node.system(service).database_url, [f"SELECT * FROM {t}" for t in names])
+        results = await _read(node, node.system(service).database_url, [f"SELECT * FROM {t}" for t in names])
         snapshot[service] = dict(zip(names, results, strict=True))
     ledger = ledger_for(node.settings)
     snapshot["provider"] = {"charges": [msgspec.structs.asdict(c) for c in ledger.charges()],
@@ -178,33 +191,44 @@ class HarnessError(Exception):
 
 
 async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None = print,
-                    plan: FaultPlan | None = None) -> RunResult:
+                    plan: FaultPlan | None = None, runtime: Runtime | None = None,
+                    trace: Any = None) -> RunResult:
+    """One run on the threaded runtime (real threads and sockets on ephemeral ports), or, with a
+    simulated `runtime` (see chaos/simulation.py), on one thread in virtual time."""
     plan = plan or FaultPlan(config.seed, config.families, swarm=config.swarm)
+    if trace is not None:
+        plan.on_record(trace.fault)
     settings = chaos_settings(config)
-    wiring = chaos_wiring(plan)
+    simulated = runtime is not None and runtime.deterministic
+    wiring = chaos_wiring(plan, later=_virtual_later if simulated else None)
     node = Node(settings, implemented_services(), bus=wiring.bus, requester=wiring.requester,
-                faults=wiring.faults, database_factory=wiring.database_factory, serve_http=True)
+                faults=wiring.faults, database_factory=wiring.database_factory, serve_http=True,
+                listen=not simulated, runtime=runtime)
     history = History()
     world = World()
     workload_rng = plan.rng("workload")
     seeds = [workload_rng.getrandbits(64) for _ in range(config.shoppers + 2)]
     plan.hold()  # the platform starts and the catalogue is set up without faults
     await node.start()
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    base = settings.url_of("gateway")
+    session: aiohttp.ClientSession | None = None
+    if simulated:
+        transport: Transport = InProcessTransport(node.services["gateway"].app)
+    else:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        transport = HttpTransport(session, settings.url_of("gateway"))
     ticker: asyncio.Task[None] | None = None
     try:
-        setup = Client(session, base, history, "setup", random.Random(seeds[0]))
+        setup = Client(transport, history, "setup", random.Random(seeds[0]))
         await _setup_catalogue(setup, world, config)
-        admin_client = Client(session, base, history, "admin", random.Random(seeds[1]))
+        admin_client = Client(transport, history, "admin", random.Random(seeds[1]))
         admin_client.token = setup.token
-        shoppers = [Shopper(Client(session, base, history, f"shopper-{i}", random.Random(seeds[i + 2])),
+        shoppers = [Shopper(Client(transport, history, f"shopper-{i}", random.Random(seeds[i + 2])),
                             world, plan, i) for i in range(config.shoppers)]
         plan.begin()
-        started = time.monotonic()
-        stop_at = started + config.duration
+        clock = _Clock(simulated)
+        stop_at = environment.monotonic() + config.duration
         if progress is not None:
-            ticker = asyncio.create_task(_tick(progress, history, plan, started))
+            ticker = asyncio.create_task(_tick(progress, history, plan, clock))
 
         async def shop(shopper: Shopper) -> None:
             await shopper.start()
@@ -215,26 +239,48 @@ async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None
         if ticker is not None:
             ticker.cancel()
         if progress is not None:
-            progress(f"[{time.monotonic() - started:5.1f}s] faults stopped; healing (up to {HEAL_TIMEOUT_S:g}s)")
+            progress(f"[{clock}] faults stopped; healing (up to {HEAL_TIMEOUT_S:g}s)")
         healed = await heal(node)
         snapshot = await final_read(node, healed)
         results = checkers.run_checkers(history.completions(), snapshot)
         return RunResult(valid=checkers.overall(results), seed=config.seed, faults=plan.counts(),
-                         ops=history.counts(), checkers=results, healed=healed, history=history, plan=plan)
+                         ops=history.counts(), checkers=results, healed=healed, history=history, plan=plan,
+                         config=config, trace=trace)
     finally:
         if ticker is not None:
             ticker.cancel()
         plan.stop()
-        await session.close()
+        if session is not None:
+            await session.close()
         await node.stop()
 
 
-async def _tick(progress: Callable[[str], None], history: History, plan: FaultPlan, started: float) -> None:
+def _virtual_later(seconds: float, fn: Callable[[], None]) -> object:
+    return asyncio.get_running_loop().call_later(seconds, fn)
+
+
+class _Clock:
+    """Run time for progress lines: wall seconds, or simulated seconds and the wall time they took."""
+
+    def __init__(self, simulated: bool) -> None:
+        self.simulated = simulated
+        self.wall0 = time.perf_counter()
+        self.run0 = environment.monotonic()
+
+    def __str__(self) -> str:
+        wall = time.perf_counter() - self.wall0
+        if self.simulated:
+            return f"sim {environment.monotonic() - self.run0:6.1f}s, wall {wall:5.1f}s"
+        return f"{wall:5.1f}s"
+
+
+async def _tick(progress: Callable[[str], None], history: History, plan: FaultPlan, clock: _Clock) -> None:
+    every = 10.0 if clock.simulated else 1.0  # a line per 10 simulated seconds: a run is minutes long
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(every)
         ops = " ".join(f"{k}={v}" for k, v in history.counts().items())
         faults = ", ".join(f"{k}={v}" for k, v in sorted(plan.counts().items())) or "none"
-        progress(f"[{time.monotonic() - started:5.1f}s] ops {ops} | faults {faults}")
+        progress(f"[{clock}] ops {ops} | faults {faults}")
 
 
 def write_outputs(result: RunResult, out: Path) -> None:
@@ -242,3 +288,5 @@ def write_outputs(result: RunResult, out: Path) -> None:
     (out / "results.json").write_text(json.dumps(result.as_json(), indent=2, default=str) + "\n")
     result.history.write(out / "history.jsonl")
     result.plan.write_faults(out / "faults.jsonl")
+    if result.trace is not None:
+        result.trace.write(out / "trace.jsonl")

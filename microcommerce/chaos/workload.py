@@ -9,14 +9,16 @@ API has one; an op whose write may have landed but whose answer was lost is reco
 from __future__ import annotations
 
 import asyncio
+import json
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from microcommerce import environment
 from microcommerce.chaos.history import History
+from microcommerce.chaos.transport import Transport
 
 PASSWORD = "chaos-password-1"
 RETRYABLE = {500, 502, 503, 504}
@@ -51,10 +53,8 @@ def _brief(body: Any) -> Any:
 class Client:
     """One process's HTTP client: every call is one op in the history."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, history: History, process: str,
-                 rng: random.Random) -> None:
-        self.session = session
-        self.base_url = base_url
+    def __init__(self, transport: Transport, history: History, process: str, rng: random.Random) -> None:
+        self.transport = transport
         self.history = history
         self.process = process
         self.rng = rng
@@ -81,14 +81,11 @@ class Client:
             if attempt:
                 await asyncio.sleep(0.05 * 2 ** attempt)
             try:
-                async with self.session.request(method, self.base_url + path, json=body, headers=headers,
-                                                timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_S)) as resp:
-                    status = resp.status
-                    text = await resp.text()
-                    try:
-                        answer = await resp.json(content_type=None) if text else None
-                    except ValueError:
-                        answer = text[:200]
+                status, text = await self.transport.send(method, path, body, headers, ATTEMPT_TIMEOUT_S)
+                try:
+                    answer = json.loads(text) if text else None
+                except ValueError:
+                    answer = text[:200]
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 status, answer = None, f"{type(exc).__name__}"
                 ambiguous = True
@@ -274,6 +271,6 @@ class Admin:
 
 async def run_process(actor: Shopper | Admin, stop_at: float) -> None:
     """Step until the deadline; a harness bug in one step is recorded, never hidden."""
-    while time.monotonic() < stop_at:
+    while environment.monotonic() < stop_at:
         await actor.step()
         await asyncio.sleep(actor.rng.uniform(0.0, 0.03))
