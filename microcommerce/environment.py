@@ -13,6 +13,7 @@ Services and the HTTP layer call the functions below (`now()`, `monotonic()`, `n
 from __future__ import annotations
 
 import base64
+import os
 import random
 import secrets
 import time
@@ -71,6 +72,9 @@ class SystemEnvironment(Environment):
 
     def __init__(self) -> None:
         self._random = random.Random()
+        # Like the random module's own generator: a forked child must not repeat the parent's draws.
+        if hasattr(os, "register_at_fork"):  # POSIX only
+            os.register_at_fork(after_in_child=self._random.seed)
 
     def time(self) -> float:
         return time.time()
@@ -84,6 +88,9 @@ class SystemEnvironment(Environment):
 
     def token_bytes(self, nbytes: int) -> bytes:
         return secrets.token_bytes(nbytes)
+
+    def randbelow(self, n: int) -> int:
+        return secrets.randbelow(n)  # uniform, as before the seam (the default's modulo is not quite)
 
     def new_uuid(self) -> str:
         return str(uuid.uuid4())

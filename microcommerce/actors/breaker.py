@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 
+from microcommerce import environment
 from microcommerce.errors import ServiceUnavailable
 
 
@@ -26,7 +26,7 @@ class CircuitBreaker:
         with self._lock:
             if self.opened_at is None:
                 return
-            if time.monotonic() - self.opened_at < self.reset_s:
+            if environment.monotonic() - self.opened_at < self.reset_s:
                 raise ServiceUnavailable(f"{self.name} service is unavailable (circuit open)",
                                          retry_after_s=max(1, int(self.reset_s)))
             self.opened_at = None  # half-open: this call is the trial
@@ -40,7 +40,7 @@ class CircuitBreaker:
         with self._lock:
             self.failures += 1
             if self.failures >= self.threshold:
-                self.opened_at = time.monotonic()
+                self.opened_at = environment.monotonic()
 
     @property
     def state(self) -> str:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import msgspec
 
+from microcommerce import environment
 from microcommerce.actors import inbox, outbox
 from microcommerce.actors.timers import Timers
 from microcommerce.config import Settings
@@ -126,7 +126,7 @@ class ServiceActor:
             except TransientError:
                 if attempt == attempts:
                     raise
-                await asyncio.sleep(random.uniform(0.002, 0.01) * attempt)
+                await asyncio.sleep(environment.rng().uniform(0.002, 0.01) * attempt)
         raise AssertionError("unreachable")
 
     async def request(self, service: str, command: Any, *, timeout: float | None = None) -> Any:

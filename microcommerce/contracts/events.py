@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
+from microcommerce import environment
 
 USER_EVENTS = "user-events"
 PRODUCT_EVENTS = "product-events"
@@ -54,7 +55,7 @@ def known_event_types() -> dict[str, EventType]:
 
 def utc_now_iso() -> str:
     """ISO-8601 UTC with milliseconds, the one timestamp format used everywhere (sorts as text)."""
-    return iso_from_epoch(datetime.now(UTC).timestamp())
+    return iso_from_epoch(environment.now())
 
 
 def iso_from_epoch(seconds: float) -> str:
@@ -64,7 +65,7 @@ def iso_from_epoch(seconds: float) -> str:
 
 def new_event(event_name: str, producer: str, data: msgspec.Struct) -> EventEnvelope:
     return EventEnvelope(
-        eventId=str(uuid.uuid4()),
+        eventId=environment.new_uuid(),
         eventType=event_name,
         occurredAt=utc_now_iso(),
         producer=producer,

@@ -10,9 +10,7 @@ stops working in every service at once and stays refused after any restart.
 
 from __future__ import annotations
 
-import secrets
 import threading
-import time
 from collections import OrderedDict
 from typing import Any
 
@@ -20,6 +18,7 @@ import jwt
 import msgspec
 from aiohttp import web
 
+from microcommerce import environment
 from microcommerce.contracts.events import utc_now_iso
 from microcommerce.contracts.user import RevocationSnapshot
 from microcommerce.errors import Forbidden, ServiceUnavailable, Unauthorized
@@ -86,7 +85,7 @@ class Revocations:
 
     def revoke_token(self, jti: str, exp: int) -> None:
         """A logged-out token; remembered until it would have expired anyway."""
-        now = time.time()
+        now = environment.now()
         with self._lock:
             if exp > now:
                 self._revoked_tokens[jti] = max(exp, self._revoked_tokens.get(jti, 0))
@@ -105,7 +104,7 @@ class Revocations:
         for token in snapshot.revokedTokens:
             self.revoke_token(token.jti, token.exp)
         with self._lock:
-            self._purge_expired(time.time())
+            self._purge_expired(environment.now())
         self.loaded = True
 
     def revoked_token_count(self) -> int:
@@ -130,6 +129,20 @@ class Revocations:
                 and principal.jti not in self._revoked_tokens)
 
 
+# PyJWT would check these claims against the wall clock; `_check_times` does against ours.
+_OUR_CLOCK = {"verify_exp": False, "verify_iat": False, "verify_nbf": False}
+
+
+def _check_times(claims: dict[str, Any], now: float) -> None:
+    """PyJWT's checks (no leeway), in its order, against the environment's clock: a token
+    issued or valid only in the future is invalid, one whose `exp` has come is expired."""
+    for claim in ("iat", "nbf"):
+        if claim in claims and int(claims[claim]) > now:
+            raise jwt.ImmatureSignatureError(f"The token is not yet valid ({claim})")
+    if int(claims["exp"]) <= now:
+        raise jwt.ExpiredSignatureError("Signature has expired")
+
+
 class TokenIssuer:
     #: Verified tokens remembered per process: a token is checked by the gateway and again by
     #: the service behind it, and clients reuse one token for many requests.
@@ -144,9 +157,9 @@ class TokenIssuer:
 
     def issue(self, principal: Principal) -> str:
         """A signed token with a fresh random id (`jti`), so that it alone can be logged out."""
-        now = int(time.time())
+        now = int(environment.now())
         claims = {"sub": str(principal.id), "role": principal.role, "email": principal.email,
-                  "name": principal.name, "tv": principal.tv, "jti": secrets.token_urlsafe(16),
+                  "name": principal.name, "tv": principal.tv, "jti": environment.token_urlsafe(16),
                   "iat": now, "exp": now + self.ttl_s}
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
@@ -170,7 +183,7 @@ class TokenIssuer:
             if hit is None:
                 return None
             principal, expires_at = hit
-            if time.time() >= expires_at:
+            if environment.now() >= expires_at:
                 del self._verified[token]
                 raise Unauthorized("Token expired")
             self._verified.move_to_end(token)
@@ -180,7 +193,8 @@ class TokenIssuer:
         try:
             # A token without an id could never be logged out: not accepted (none were issued).
             claims: dict[str, Any] = jwt.decode(token, self.secret, algorithms=["HS256"],
-                                                options={"require": ["sub", "exp", "jti"]})
+                                                options={"require": ["sub", "exp", "jti"], **_OUR_CLOCK})
+            _check_times(claims, environment.now())
             jti = claims["jti"]
             if not isinstance(jti, str) or not jti:
                 raise ValueError("jti")
@@ -189,7 +203,7 @@ class TokenIssuer:
                                   tv=int(claims.get("tv", 0)), jti=jti, exp=int(claims["exp"]))
         except jwt.ExpiredSignatureError:
             raise Unauthorized("Token expired") from None
-        except (jwt.InvalidTokenError, ValueError, TypeError):
+        except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError):
             raise Unauthorized("Invalid token") from None
         with self._lock:
             self._verified[token] = (principal, int(claims["exp"]))

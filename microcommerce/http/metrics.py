@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
+
+from microcommerce import environment
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -12,7 +13,7 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 class HttpMetrics:
     def __init__(self, service: str) -> None:
         self.service = service
-        self.started = time.time()
+        self.started = environment.now()
         self._lock = threading.Lock()
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.buckets: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
@@ -54,7 +55,7 @@ class HttpMetrics:
             lines += ["# TYPE http_rate_limited_total counter",
                       f'http_rate_limited_total{{service="{svc}"}} {self.rate_limited}']
         lines += ["# TYPE process_uptime_seconds gauge",
-                  f'process_uptime_seconds{{service="{svc}"}} {time.time() - self.started:.3f}']
+                  f'process_uptime_seconds{{service="{svc}"}} {environment.now() - self.started:.3f}']
         for name, value in (runtime or {}).items():
             base, _, labels = name.partition("{")  # a name may carry labels: kafka_consumer_lag{group=..}
             labels = f',{labels.removesuffix("}")}' if labels else ""

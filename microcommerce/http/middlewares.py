@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from microcommerce import environment
 from microcommerce.actors.requests import current_request_id
 from microcommerce.config import Settings
 from microcommerce.errors import BadRequest, Forbidden, ServiceError
@@ -54,8 +53,8 @@ def _usable_request_id(value: str | None) -> str | None:
 
 def new_request_id() -> str:
     """32 hex digits, like uuid4().hex, ~8x cheaper: no getrandom syscall per request. Ids must
-    be unique, not secret; the module's generator is seeded from os.urandom (again after fork)."""
-    return f"{random.getrandbits(128):032x}"
+    be unique, not secret: the environment's generator (seeded from os.urandom, again after fork)."""
+    return f"{environment.rng().getrandbits(128):032x}"
 
 
 def is_internal_caller(request: web.Request, settings: Settings) -> bool:
@@ -68,14 +67,14 @@ def observe(service: str, settings: Settings, metrics: HttpMetrics,
     async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[REQUEST_ID] = _usable_request_id(request.headers.get("X-Request-Id")) or new_request_id()
         context_token = current_request_id.set(request[REQUEST_ID])  # asks carry it to the workers
-        started = time.perf_counter()
+        started = environment.monotonic()
         status = 500
         try:
             response = await handler(request)
             status = response.status
             return response
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = environment.monotonic() - started
             info = request.match_info.route.resource
             route = info.canonical if info is not None else "unmatched"
             metrics.observe(request.method, route, status, elapsed)
@@ -153,7 +152,7 @@ def rate_limit(settings: Settings, metrics: HttpMetrics) -> Callable[..., Awaita
         # Calls from the gateway or another service carry the internal token: limited upstream.
         if request.path in UNLIMITED_PATHS or is_internal_caller(request, settings):
             return await handler(request)
-        now = time.time()
+        now = environment.now()
         allowed, remaining, reset_at = limiter.hit(request.remote or "unknown", now)
         headers = {
             "X-RateLimit-Limit": str(limiter.limit),

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from microcommerce import environment
+
 from .mysql import MysqlDatabase
 from .port import Database, StorageError
 
@@ -127,7 +129,7 @@ async def migrate(db: Database, schema_dir: Path, *, table: str = "schema_migrat
                         f"INSERT INTO {table} (version, name, applied_at) VALUES (?, ?, ?)",
                         migration.version,
                         migration.name,
-                        datetime.now(UTC).isoformat(timespec="seconds"),
+                        datetime.fromtimestamp(environment.now(), UTC).isoformat(timespec="seconds"),
                     )
             except StorageError as exc:
                 raise StorageError(f"migration {migration.name} failed: {exc}") from exc

@@ -5,9 +5,10 @@ import time
 import jwt
 import pytest
 
+from microcommerce import environment
 from microcommerce.contracts.user import RevocationSnapshot, RevokedToken, UserRevocation
+from microcommerce.environment import SimulatedEnvironment, installed
 from microcommerce.errors import ServiceUnavailable, Unauthorized
-from microcommerce.http import auth
 from microcommerce.http.auth import Principal, Revocations, TokenIssuer
 
 SECRET = "s" * 32
@@ -75,28 +76,29 @@ def test_a_logged_out_token_is_refused_and_other_tokens_of_the_user_are_not():
     assert issuer.identify(first).jti == doomed.jti  # logout may identify it again (twice is fine)
 
 
-def test_revoked_ids_from_a_snapshot_are_refused_and_expired_ones_are_dropped(monkeypatch):
-    now = int(time.time())
+def test_revoked_ids_from_a_snapshot_are_refused_and_expired_ones_are_dropped():
+    clock = [0.0]
+    with installed(SimulatedEnvironment(1, lambda: clock[0])):
+        now = int(environment.now())
+        revocations = Revocations()
+        revocations.apply_snapshot(snapshot(tokens=(RevokedToken(jti="live", userId=1, exp=now + 60),
+                                                    RevokedToken(jti="stale", userId=1, exp=now - 1))))
+        assert revocations.revoked_token_count() == 1
+        assert not revocations.accepts(Principal(id=1, role="user", jti="live"))
+
+        clock[0] += 120
+        revocations.revoke_token("newer", now + 600)  # a later logout purges what has expired since
+        assert revocations.revoked_token_count() == 1
+        assert revocations.accepts(Principal(id=1, role="user", jti="live"))  # expired: its exp refuses it
+
+
+def test_revoked_ids_stay_bounded_under_many_logouts():
     revocations = Revocations()
-    revocations.apply_snapshot(snapshot(tokens=(RevokedToken(jti="live", userId=1, exp=now + 60),
-                                                RevokedToken(jti="stale", userId=1, exp=now - 1))))
-    assert revocations.revoked_token_count() == 1
-    assert not revocations.accepts(Principal(id=1, role="user", jti="live"))
-
-    real_time = auth.time.time
-    monkeypatch.setattr(auth.time, "time", lambda: real_time() + 120)
-    revocations.revoke_token("newer", now + 600)  # a later logout purges what has expired since
-    assert revocations.revoked_token_count() == 1
-    assert revocations.accepts(Principal(id=1, role="user", jti="live"))  # expired: its exp refuses it
-
-
-def test_revoked_ids_stay_bounded_under_many_logouts(monkeypatch):
-    revocations = Revocations()
-    clock = [time.time()]
-    monkeypatch.setattr(auth.time, "time", lambda: clock[0])
-    for i in range(1000):
-        revocations.revoke_token(f"jti-{i}", int(clock[0]) + 30)
-        clock[0] += 1  # tokens live 30 s; a purge runs at most every PURGE_INTERVAL_S
+    clock = [0.0]
+    with installed(SimulatedEnvironment(1, lambda: clock[0])):
+        for i in range(1000):
+            revocations.revoke_token(f"jti-{i}", int(environment.now()) + 30)
+            clock[0] += 1  # tokens live 30 s; a purge runs at most every PURGE_INTERVAL_S
     assert revocations.revoked_token_count() <= 30 + Revocations.PURGE_INTERVAL_S + 1
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from microcommerce.environment import SimulatedEnvironment, installed
 from microcommerce.errors import Unauthorized
-from microcommerce.http import auth
 from microcommerce.http.auth import Principal, Revocations, TokenIssuer
 
 ALICE = Principal(id=7, role="user", email="alice@example.com", name="Alice", tv=0)
@@ -36,14 +36,15 @@ def test_revocation_applies_to_cached_tokens():
         issuer.verify(token)
 
 
-def test_a_cached_token_expires_with_its_exp_claim(monkeypatch):
+def test_a_cached_token_expires_with_its_exp_claim():
     issuer = make_issuer(ttl_s=60)
-    token = issuer.issue(ALICE)
-    issuer.verify(token)
-    real_time = auth.time.time
-    monkeypatch.setattr(auth.time, "time", lambda: real_time() + 120)
-    with pytest.raises(Unauthorized, match="expired"):
+    clock = [0.0]
+    with installed(SimulatedEnvironment(1, lambda: clock[0])):
+        token = issuer.issue(ALICE)
         issuer.verify(token)
+        clock[0] += 120
+        with pytest.raises(Unauthorized, match="expired"):
+            issuer.verify(token)
 
 
 def test_the_cache_is_bounded(monkeypatch):

@@ -7,10 +7,9 @@ processes on MySQL) can never reserve more than is available.
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
+from microcommerce import environment
 from microcommerce.actors.service import ServiceActor, handles, on_event
 from microcommerce.contracts import inventory as events
 from microcommerce.contracts.events import EventEnvelope, utc_now_iso
@@ -102,7 +101,7 @@ class InventoryActor(ServiceActor):
     @handles(ReserveStock)
     async def reserve_stock(self, cmd: ReserveStock) -> list[Reservation]:
         lines = domain.merge_lines(cmd.lines)
-        expires_at = domain.expiry(time.time(), self.settings.reservation_ttl_s, cmd.expires_at)
+        expires_at = domain.expiry(environment.now(), self.settings.reservation_ttl_s, cmd.expires_at)
         try:
             return await self._reserve(cmd.order_id, lines, expires_at)
         except IntegrityError:

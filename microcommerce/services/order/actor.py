@@ -8,9 +8,9 @@ events about an order (payments, stock expiry) may be handled by another worker 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
+from microcommerce import environment
 from microcommerce.actors.service import ServiceActor, handles, on_event
 from microcommerce.contracts import order as events
 from microcommerce.contracts import user as user_events
@@ -208,7 +208,7 @@ class OrderActor(ServiceActor):
     @handles(SweepStaleOrders)
     async def sweep_stale_orders(self, cmd: SweepStaleOrders) -> int:
         """Backstop of reservation expiry, and cleanup after a crash between insert and reserve."""
-        cutoff = domain.stale_cutoff(time.time(), self.settings.reservation_ttl_s,
+        cutoff = domain.stale_cutoff(environment.now(), self.settings.reservation_ttl_s,
                                      self.settings.reservation_sweep_interval_ms / 1000.0)
         cancelled = 0
         for row in await store.created_before(self.db, PENDING, cutoff, cmd.limit):
@@ -220,7 +220,7 @@ class OrderActor(ServiceActor):
         for row in await store.created_before(self.db, RESERVING, cutoff, cmd.limit):
             await self._abandon(int(row["id"]), release=True)
         async with self.db.transaction() as tx:
-            await store.forget_keys_before(tx, iso_from_epoch(time.time() - self.settings.idempotency_key_ttl_s))
+            await store.forget_keys_before(tx, iso_from_epoch(environment.now() - self.settings.idempotency_key_ttl_s))
         return cancelled
 
     # -- events ------------------------------------------------------------------------------------

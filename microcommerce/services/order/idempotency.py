@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
+from microcommerce import environment
 from microcommerce.config import Settings
 from microcommerce.errors import Conflict, ServiceError, error_from_status
 from microcommerce.http.idempotency import HEADER, IdempotencyKey, check_same_request
@@ -43,14 +43,14 @@ Recover = Callable[[int], Awaitable[OrderView | None]]
 async def once(db: Database, settings: Settings, user_id: int, key: IdempotencyKey, work: Work,
                recover: Recover) -> OrderView:
     stale_after_s = domain.claim_stale_after_s(settings.timeout_of("cart"), settings.timeout_of("inventory"))
-    deadline = time.monotonic() + WAIT_FOR_RUNNING_S
+    deadline = environment.monotonic() + WAIT_FOR_RUNNING_S
     while True:
         action, row = await _begin(db, user_id, key, settings.idempotency_key_ttl_s, stale_after_s)
         if action == "replay":
             return _replay(row)
         if action == "run":
             break
-        if time.monotonic() > deadline:
+        if environment.monotonic() > deadline:
             raise Conflict(f"A request with this {HEADER} is still in progress; retry it shortly")
         await asyncio.sleep(POLL_S)
     key_id = int(row["id"])
@@ -76,7 +76,7 @@ async def once(db: Database, settings: Settings, user_id: int, key: IdempotencyK
 async def _begin(db: Database, user_id: int, key: IdempotencyKey, ttl_s: float,
                  stale_after_s: float) -> tuple[str, dict[str, Any]]:
     """("run", row): ours to work on; ("replay", row): answered; ("wait", row): running elsewhere."""
-    now = time.time()
+    now = environment.now()
     async with db.transaction() as tx:
         row = await store.idempotency_key(tx, user_id, key.key)
         if row is not None and domain.key_expired(row["created_at"], now, ttl_s):

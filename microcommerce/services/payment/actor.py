@@ -17,10 +17,9 @@ Payment events are keyed by order id: every payment event of one order stays in 
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
+from microcommerce import environment
 from microcommerce.actors.service import ServiceActor, WorkerContext, handles, on_event
 from microcommerce.contracts import order as order_contract
 from microcommerce.contracts import payment as events
@@ -221,7 +220,7 @@ class PaymentActor(ServiceActor):
         key = row["idempotency_key"]
         result = await self.providers[row["provider"]].lookup(key) if key else None
         if result is None:
-            if not domain.may_abandon(row["created_at"], time.time(), self.horizon_s):
+            if not domain.may_abandon(row["created_at"], environment.now(), self.horizon_s):
                 return None
             result = ChargeResult(provider_payment_id=None, succeeded=False, failure_reason=domain.INTERRUPTED)
         view, settled_here = await self._record_outcome(int(row["order_id"]), int(row["id"]), result)

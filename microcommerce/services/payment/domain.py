@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from microcommerce import environment
 from microcommerce.errors import BadRequest, Conflict, Forbidden
 
 PENDING = "pending"  # written ahead: the provider may or may not have charged yet
@@ -73,7 +73,7 @@ def decline_message(failure_reason: str | None) -> str:
 
 def new_attempt_key() -> str:
     """The idempotency key a charge attempt is sent to the provider with (written ahead)."""
-    return f"pay_{secrets.token_hex(16)}"
+    return f"pay_{environment.token_hex(16)}"
 
 
 def refund_key(attempt_key: str | None, payment_id: int) -> str:

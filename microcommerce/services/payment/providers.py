@@ -20,7 +20,6 @@ is what lets the payment service reconcile after a crash. A declined charge is b
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 import threading
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import ClassVar
 
 import msgspec
 
+from microcommerce import environment
 from microcommerce.config import Settings
 from microcommerce.contracts.events import utc_now_iso
 
@@ -190,7 +190,7 @@ class MockProvider:
 
     async def charge(self, key: str, amount_cents: int, currency: str, token: str | None) -> ChargeResult:
         """Charge once per `key`: a key seen before answers the booked result, charging nothing."""
-        charge_id = f"{self.charge_prefix}_{secrets.token_hex(12)}"
+        charge_id = f"{self.charge_prefix}_{environment.token_hex(12)}"
         booked = self.ledger.book_charge(self.name, key, charge_id, amount_cents, currency, self.outcome(token))
         if token in self.slow_tokens:
             delay = SLOW_TOKEN_DELAY_S if self.slow_delay_s is None else self.slow_delay_s
@@ -207,7 +207,7 @@ class MockProvider:
 
         A charge that captured nothing (a decline) refunds nothing: its refund id is new each time.
         """
-        refund_id = f"{self.refund_prefix}_{secrets.token_hex(12)}"
+        refund_id = f"{self.refund_prefix}_{environment.token_hex(12)}"
         booked = self.ledger.book_refund(self.name, key, refund_id, provider_payment_id)
         return booked.refundId if booked else refund_id
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from microcommerce import environment
 from microcommerce.actors.cpu import run_cpu
 from microcommerce.services import ServiceSpec
 from microcommerce.services.user import domain
@@ -27,7 +27,7 @@ async def bootstrap_admin(node: Node) -> dict[str, str | bool]:
     password = settings.bootstrap_admin_password
     generated = not password
     if generated:
-        password = secrets.token_urlsafe(12)
+        password = environment.token_urlsafe(12)
     password_hash = await run_cpu(domain.hash_password, password, settings.password_hash_cost)
     command = EnsureAdmin(name=settings.bootstrap_admin_name, email=domain.normalize_email(email),
                           password_hash=password_hash)

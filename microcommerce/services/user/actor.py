@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
+from microcommerce import environment
 from microcommerce.actors.service import ServiceActor, handles
 from microcommerce.contracts import user as events
 from microcommerce.contracts.events import iso_from_epoch, utc_now_iso
@@ -122,14 +121,14 @@ class UserActor(ServiceActor):
     async def revoke_token(self, cmd: RevokeToken) -> None:
         """Logout; idempotent (a token logged out twice is announced once)."""
         async with self.db.transaction() as tx:
-            if await store.revoke_token(tx, cmd.jti, cmd.user_id, cmd.exp, int(time.time())):
+            if await store.revoke_token(tx, cmd.jti, cmd.user_id, cmd.exp, int(environment.now())):
                 await self.emit(tx, events.USER_LOGGED_OUT, cmd.user_id,
                                 events.LoggedOut(id=cmd.user_id, jti=cmd.jti, exp=cmd.exp))
 
     @handles(GetRevocationSnapshot)
     async def revocation_snapshot(self, cmd: GetRevocationSnapshot) -> RevocationSnapshot:
         """What every process needs to refuse revoked tokens, read from this service's database."""
-        now = time.time()
+        now = environment.now()
         since = iso_from_epoch(now - self.settings.jwt_ttl_s - SNAPSHOT_MARGIN_S)
         users = [events.UserRevocation(id=int(row["id"]), minTokenVersion=int(row["token_version"]),
                                        void=row["account_status"] != "active", role=row["role"],
@@ -150,7 +149,7 @@ class UserActor(ServiceActor):
                 return  # same answer either way: no account enumeration
             user_id = int(row["id"])
             otp = domain.new_otp()
-            expires_at = iso_from_epoch(time.time() + domain.OTP_TTL_S)
+            expires_at = iso_from_epoch(environment.now() + domain.OTP_TTL_S)
             await store.replace_otp(tx, user_id, domain.hash_otp(otp, user_id, self.settings.jwt_secret),
                                     expires_at)
             await self.emit(tx, events.PASSWORD_RESET_REQUESTED, user_id, events.PasswordResetRequested(

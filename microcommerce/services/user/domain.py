@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import secrets
 
 import bcrypt
 
+from microcommerce import environment
 from microcommerce.errors import BadRequest, Forbidden
 
 ROLES = ("user", "admin", "supplier")
@@ -63,7 +63,7 @@ def changes_authority(role: str, status: str, new_role: str | None, new_status: 
 
 
 def hash_password(password: str, cost: int) -> str:
-    return bcrypt.hashpw(check_password_length(password), bcrypt.gensalt(rounds=cost)).decode()
+    return bcrypt.hashpw(check_password_length(password), environment.bcrypt_salt(cost)).decode()
 
 
 def verify_password(password: str, password_hash: str) -> bool:
@@ -77,11 +77,11 @@ def verify_password(password: str, password_hash: str) -> bool:
 
 
 # Checked against when the email is unknown, so a miss costs as much time as a hit.
-DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(rounds=4)).decode()
+DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", environment.bcrypt_salt(4)).decode()
 
 
 def new_otp() -> str:
-    return f"{secrets.randbelow(1_000_000):06d}"
+    return f"{environment.randbelow(1_000_000):06d}"
 
 
 def hash_otp(otp: str, user_id: int, pepper: str) -> str:
