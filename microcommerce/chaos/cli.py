@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -31,6 +32,12 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
                                                      "default: in-memory SQLite)")
     chaos.add_argument("--out", metavar="DIR", default="chaos-out", help="where results.json, history.jsonl, "
                                                                          "faults.jsonl go (per seed with --seeds)")
+    chaos.add_argument("--deterministic", action="store_true",
+                       help="run on the deterministic runner (one thread, seeded order, virtual time): "
+                            "the same seed gives byte-identical outputs and a trace.jsonl")
+    which.add_argument("--replay", metavar="DIR",
+                       help="re-run the deterministic run recorded in DIR and stop at the first step "
+                            "that differs from its trace.jsonl")
 
 
 def _families(value: str) -> tuple[str, ...]:
@@ -61,13 +68,22 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("--db: the URL must contain {service} (one database per service)")
 
 
-def run_one(config: Any, out: Path) -> bool | str:
+def run_one(config: Any, out: Path, expected_trace: list[str] | None = None) -> bool | str:
     from microcommerce.chaos.report import summary
     from microcommerce.chaos.runner import run_chaos, write_outputs
+    from microcommerce.chaos.simulation import simulate
 
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    runner = " on the deterministic runner" if config.deterministic else ""
     print(f"chaos run: seed {config.seed}, {config.duration:g}s, {config.shoppers} shoppers, "
-          f"faults {','.join(config.families) or 'none'}{' (swarm)' if config.swarm else ''}", flush=True)
-    result = asyncio.run(run_chaos(config, progress=lambda line: print(line, flush=True)))
+          f"faults {','.join(config.families) or 'none'}{' (swarm)' if config.swarm else ''}{runner}",
+          flush=True)
+    if config.deterministic:
+        result = simulate(config, progress=progress, expected_trace=expected_trace)
+    else:
+        result = asyncio.run(run_chaos(config, progress=progress))
     write_outputs(result, out)
     print(summary(result, config, str(out)), flush=True)
     return result.valid
@@ -78,18 +94,35 @@ def cmd_chaos(args: argparse.Namespace) -> None:
         HarnessError,
         RunConfig,
     )
+    from microcommerce.chaos.simulation import Divergence, read_trace
 
+    if (args.deterministic or args.replay) and os.environ.get("PYTHONHASHSEED") != "0":
+        # str hashes (set order) must not change between a run and its replay in another process.
+        os.execve(sys.executable, [sys.executable, "-m", "microcommerce.cli", *sys.argv[1:]],
+                  {**os.environ, "PYTHONHASHSEED": "0"})
     logging.basicConfig(level=logging.CRITICAL)  # the services' own errors are part of the test
     try:
         _check(args)
-        families = _families(args.faults)
-        seeds = _seed_range(args.seeds) if args.seeds else [args.seed]
+        if args.deterministic and args.db:
+            raise ValueError("--db: the deterministic runner keeps every database in memory (SQLite)")
         verdicts: dict[int, bool | str] = {}
-        for seed in seeds:
-            config = RunConfig(seed=seed, duration=args.duration, shoppers=args.shoppers, families=families,
-                               swarm=args.swarm, db_url=args.db)
-            out = Path(args.out) / f"seed-{seed}" if args.seeds else Path(args.out)
-            verdicts[seed] = run_one(config, out)
+        if args.replay:
+            config, trace = read_trace(Path(args.replay))
+            seeds = [config.seed]
+            verdicts[config.seed] = run_one(config, Path(args.out), expected_trace=trace)
+            print(f"replay: every one of {len(trace)} steps matched the recorded run", flush=True)
+        else:
+            families = _families(args.faults)
+            seeds = _seed_range(args.seeds) if args.seeds else [args.seed]
+            for seed in seeds:
+                config = RunConfig(seed=seed, duration=args.duration, shoppers=args.shoppers,
+                                   families=families, swarm=args.swarm, db_url=args.db,
+                                   deterministic=args.deterministic)
+                out = Path(args.out) / f"seed-{seed}" if args.seeds else Path(args.out)
+                verdicts[seed] = run_one(config, out)
+    except Divergence as exc:
+        print(f"microcommerce: chaos: {exc}", file=sys.stderr)
+        sys.exit(2)
     except (HarnessError, ValueError) as exc:
         print(f"microcommerce: chaos: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -13,6 +13,8 @@ MARK = {True: "valid", False: "INVALID", "unknown": "unknown"}
 
 
 def replay_command(config: RunConfig, out: str) -> str:
+    if config.deterministic:  # the recorded trace says everything; a divergence is reported
+        return shlex.join(["microcommerce", "chaos", "--replay", out, "--out", f"{out}-replay"])
     parts = ["microcommerce", "chaos", "--seed", str(config.seed), "--duration", f"{config.duration:g}",
              "--shoppers", str(config.shoppers),
              "--faults", ",".join(sorted(config.families)) if config.families else "none"]
@@ -39,6 +41,7 @@ def summary(result: RunResult, config: RunConfig, out: str) -> str:
         if verdict["counterexample"] is not None:
             lines.append(f"      counterexample ({verdict.get('problems', 1)} problem(s)): "
                          f"{_short(verdict['counterexample'])}")
-    lines.append(f"  written  {out}/results.json, history.jsonl, faults.jsonl")
+    trace = ", trace.jsonl" if config.deterministic else ""
+    lines.append(f"  written  {out}/results.json, history.jsonl, faults.jsonl{trace}")
     lines.append(f"  replay   {replay_command(config, out)}")
     return "\n".join(lines)

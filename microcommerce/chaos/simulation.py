@@ -1,0 +1,115 @@
+"""The chaos harness on the deterministic runner: one thread, seeded order, virtual time.
+
+`simulate(config)` builds a `VirtualTimeLoop`, installs a `SimulatedEnvironment` (virtual
+clock, seeded ids) and runs the same harness (`run_chaos`) with a `SimulatedRuntime`. Every
+delivery, timer and fault goes to `trace.jsonl` with its virtual time. With the same seed and
+code, `history.jsonl`, `faults.jsonl` and `trace.jsonl` come out byte for byte the same; with
+`expected=` (a recorded trace) the run stops at the first step that differs: `--replay`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from microcommerce import environment
+from microcommerce.actors.simulated import SimulatedRuntime, VirtualTimeLoop
+from microcommerce.chaos.faults import FaultPlan, Injected
+from microcommerce.chaos.runner import RunConfig, RunResult, run_chaos
+
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+class Divergence(Exception):
+    """A replay took a different step from the recorded run."""
+
+    def __init__(self, line: int, expected: str | None, actual: str) -> None:
+        self.line = line
+        self.expected = expected
+        self.actual = actual
+        recorded = expected if expected is not None else "(the recorded run ended here)"
+        super().__init__(f"the replay diverged at trace line {line}:\n  recorded: {recorded}\n  now:      {actual}")
+
+
+class Trace:
+    """Every step of a simulated run, in order, as JSON lines with the virtual time."""
+
+    def __init__(self, clock: Callable[[], float], expected: list[str] | None = None) -> None:
+        self._clock = clock
+        self.lines: list[str] = []
+        self._expected = expected
+        self.divergence: Divergence | None = None
+
+    def step(self, kind: str, fields: dict[str, Any]) -> None:
+        line = _encode({"t": round(self._clock(), 6), "kind": kind, **fields})
+        if self._expected is not None and self.divergence is None:
+            index = len(self.lines)
+            expected = self._expected[index] if index < len(self._expected) else None
+            if line != expected:
+                self.divergence = Divergence(index + 1, expected, line)
+                asyncio.get_running_loop().stop()  # the run ends here; `simulate` reports it
+        self.lines.append(line)
+
+    def fault(self, injected: Injected) -> None:
+        self.step("fault", {"family": injected.family, "target": injected.target, "n": injected.n,
+                            **injected.params})
+
+    def write(self, path: Path) -> None:
+        Path(path).write_text("".join(line + "\n" for line in self.lines))
+
+
+def simulate(config: RunConfig, *, progress: Callable[[str], None] | None = print,
+             plan_factory: Callable[[RunConfig], FaultPlan] | None = None,
+             expected_trace: list[str] | None = None) -> RunResult:
+    """Run `config` under the deterministic runner (call it where no event loop is running)."""
+    if os.environ.get("PYTHONHASHSEED") != "0" and progress is not None:
+        progress("note: PYTHONHASHSEED is not 0; runs in this process repeat each other, but a "
+                 "replay in another process may not (`microcommerce chaos --deterministic` sets it)")
+    loop = VirtualTimeLoop()
+    trace = Trace(loop.time, expected_trace)
+    runtime = SimulatedRuntime(config.seed, trace.step)
+    try:
+        with environment.installed(environment.SimulatedEnvironment(config.seed, loop.time)):
+            plan = plan_factory(config) if plan_factory else None  # made in simulated time
+            run = run_chaos(config, progress=progress, plan=plan, runtime=runtime, trace=trace)
+            try:
+                return loop.run_until_complete(run)
+            except RuntimeError:
+                if trace.divergence is not None:
+                    raise trace.divergence from None
+                raise
+    finally:
+        _close(loop)
+
+
+def read_trace(run_dir: Path) -> tuple[RunConfig, list[str]]:
+    """The configuration and trace of a recorded deterministic run (`--replay DIR`)."""
+    results = run_dir / "results.json"
+    trace = run_dir / "trace.jsonl"
+    if not results.is_file() or not trace.is_file():
+        raise ValueError(f"--replay: {run_dir} has no results.json and trace.jsonl of a "
+                         "deterministic run (`microcommerce chaos --deterministic --out DIR`)")
+    recorded = json.loads(results.read_text()).get("config") or {}
+    if not recorded.get("deterministic"):
+        raise ValueError(f"--replay: {run_dir} holds a threaded run; only --deterministic runs replay")
+    config = RunConfig(seed=int(recorded["seed"]), duration=float(recorded["duration"]),
+                       shoppers=int(recorded["shoppers"]), families=tuple(recorded["faults"]),
+                       swarm=bool(recorded["swarm"]), deterministic=True)
+    return config, trace.read_text().splitlines()
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what a stopped run left behind, then close the loop."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending and not loop.is_running():
+        try:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        except RuntimeError:
+            pass
+    loop.close()
