@@ -32,6 +32,9 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
                                                      "default: in-memory SQLite)")
     chaos.add_argument("--out", metavar="DIR", default="chaos-out", help="where results.json, history.jsonl, "
                                                                          "faults.jsonl go (per seed with --seeds)")
+    chaos.add_argument("--think", type=float, metavar="S",
+                       help="a client's longest pause between two steps (default 0.03 s; 4 s of "
+                            "simulated time with --deterministic)")
     chaos.add_argument("--deterministic", action="store_true",
                        help="run on the deterministic runner (one thread, seeded order, virtual time): "
                             "the same seed gives byte-identical outputs and a trace.jsonl")
@@ -62,6 +65,8 @@ def _seed_range(value: str) -> range:
 def _check(args: argparse.Namespace) -> None:
     if args.duration <= 0:
         raise ValueError("--duration: must be positive")
+    if args.think is not None and args.think < 0:
+        raise ValueError("--think: must be 0 or more")
     if args.shoppers < 1:
         raise ValueError("--shoppers: at least 1")
     if args.db and "{service}" not in args.db:
@@ -117,7 +122,7 @@ def cmd_chaos(args: argparse.Namespace) -> None:
             for seed in seeds:
                 config = RunConfig(seed=seed, duration=args.duration, shoppers=args.shoppers,
                                    families=families, swarm=args.swarm, db_url=args.db,
-                                   deterministic=args.deterministic)
+                                   deterministic=args.deterministic, think_s=args.think)
                 out = Path(args.out) / f"seed-{seed}" if args.seeds else Path(args.out)
                 verdicts[seed] = run_one(config, out)
     except Divergence as exc:

@@ -20,6 +20,8 @@ def replay_command(config: RunConfig, out: str) -> str:
              "--faults", ",".join(sorted(config.families)) if config.families else "none"]
     if config.swarm:
         parts.append("--swarm")
+    if config.think_s is not None:
+        parts += ["--think", f"{config.think_s:g}"]
     if config.db_url:
         parts += ["--db", config.db_url]
     parts += ["--out", out]

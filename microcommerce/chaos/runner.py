@@ -41,6 +41,8 @@ TABLES = {
     "notification": ["users", "notifications"], "audit": ["audit_logs"],
 }
 MESSAGING_TABLES = ["outbox", "dead_letters", "inbox"]
+THREADED_THINK_S = 0.03
+SIMULATED_THINK_S = 4.0
 
 
 @dataclass
@@ -54,11 +56,20 @@ class RunConfig:
     products: int = 5
     stock: int = 4
     deterministic: bool = False  # the simulated runtime: one thread, seeded order, virtual time
+    think_s: float | None = None  # a client's longest pause between two steps (None: the default)
+
+    @property
+    def think(self) -> float:
+        # Threads: as fast as the platform answers. Simulated time is free, so shoppers there
+        # pause like people do and a run covers minutes of shopping instead of a burst.
+        if self.think_s is not None:
+            return self.think_s
+        return SIMULATED_THINK_S if self.deterministic else THREADED_THINK_S
 
     def as_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "duration": self.duration, "shoppers": self.shoppers,
                 "faults": list(self.families), "swarm": self.swarm, "db": self.db_url,
-                "deterministic": self.deterministic}
+                "deterministic": self.deterministic, "think": self.think}
 
 
 @dataclass
@@ -232,9 +243,10 @@ async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None
 
         async def shop(shopper: Shopper) -> None:
             await shopper.start()
-            await run_process(shopper, stop_at)
+            await run_process(shopper, stop_at, config.think)
 
-        await asyncio.gather(run_process(Admin(admin_client, world), stop_at), *(shop(s) for s in shoppers))
+        await asyncio.gather(run_process(Admin(admin_client, world), stop_at, config.think),
+                             *(shop(s) for s in shoppers))
         plan.stop()
         if ticker is not None:
             ticker.cancel()

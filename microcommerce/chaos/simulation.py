@@ -56,7 +56,7 @@ class Trace:
 
     def fault(self, injected: Injected) -> None:
         self.step("fault", {"family": injected.family, "target": injected.target, "n": injected.n,
-                            **injected.params})
+                            "params": injected.params})
 
     def write(self, path: Path) -> None:
         Path(path).write_text("".join(line + "\n" for line in self.lines))
@@ -98,7 +98,8 @@ def read_trace(run_dir: Path) -> tuple[RunConfig, list[str]]:
         raise ValueError(f"--replay: {run_dir} holds a threaded run; only --deterministic runs replay")
     config = RunConfig(seed=int(recorded["seed"]), duration=float(recorded["duration"]),
                        shoppers=int(recorded["shoppers"]), families=tuple(recorded["faults"]),
-                       swarm=bool(recorded["swarm"]), deterministic=True)
+                       swarm=bool(recorded["swarm"]), deterministic=True,
+                       think_s=float(recorded["think"]))
     return config, trace.read_text().splitlines()
 
 

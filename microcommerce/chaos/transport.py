@@ -14,8 +14,10 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http import HttpVersion11, RawRequestMessage
 from aiohttp.streams import StreamReader
-from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 Answer = tuple[int, str]  # status, body text
 
@@ -38,14 +40,31 @@ class HttpTransport:
             return resp.status, await resp.text()
 
 
+PEER = ("203.0.113.7", 40000)  # where in-process requests say they come from
+
+
 class _Peer:
     """The socket details a request asks its transport for."""
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("203.0.113.7", 40000) if name == "peername" else default
+        return PEER if name == "peername" else default
 
     def is_closing(self) -> bool:
         return False
+
+
+class _Protocol:
+    """What a request reads from its connection's protocol; nothing is ever written to it."""
+
+    max_field_size = max_line_length = 8190
+    max_headers = 128
+    peername = PEER
+    sockname = None
+    ssl_context = None
+    writer = None
+
+    def __init__(self) -> None:
+        self.transport = _Peer()
 
 
 class _NoFlowControl:
@@ -74,8 +93,7 @@ class InProcessTransport:
         if data:
             payload.feed_data(data)
         payload.feed_eof()
-        request = make_mocked_request(method, path, headers=all_headers, app=self.app,
-                                      transport=_Peer(), payload=payload)
+        request = _request(method, path, all_headers, payload)
         try:
             async with asyncio.timeout(timeout_s):
                 response = await self.app._handle(request)  # noqa: SLF001 - the app's own entry point
@@ -89,3 +107,14 @@ def _text(response: web.StreamResponse) -> str:
         body = response.body
         return body.decode() if isinstance(body, bytes | bytearray) else str(body)
     return ""
+
+
+def _request(method: str, path: str, headers: dict[str, str], payload: StreamReader) -> web.Request:
+    """A request as aiohttp's server would build it from the wire (the app resolves its route)."""
+    proxy = CIMultiDictProxy(CIMultiDict(headers))
+    raw = tuple((k.encode(), v.encode()) for k, v in headers.items())
+    message = RawRequestMessage(method, path, HttpVersion11, proxy, raw, False, None, False, False,
+                                URL(path))
+    task = asyncio.current_task()
+    assert task is not None
+    return web.Request(message, payload, _Protocol(), None, task, asyncio.get_running_loop())  # type: ignore[arg-type]

@@ -269,8 +269,8 @@ class Admin:
             self.world.payments.remove(pid)
 
 
-async def run_process(actor: Shopper | Admin, stop_at: float) -> None:
+async def run_process(actor: Shopper | Admin, stop_at: float, think_s: float = 0.03) -> None:
     """Step until the deadline; a harness bug in one step is recorded, never hidden."""
     while environment.monotonic() < stop_at:
         await actor.step()
-        await asyncio.sleep(actor.rng.uniform(0.0, 0.03))
+        await asyncio.sleep(actor.rng.uniform(0.0, think_s))
