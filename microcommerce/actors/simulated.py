@@ -42,9 +42,10 @@ class SimulationStalled(RuntimeError):
 class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
     """Polls real descriptors without waiting; instead of waiting, moves the clock forward."""
 
-    def __init__(self) -> None:
+    def __init__(self, stall_wait_s: float) -> None:
         super().__init__()
         self.now = 0.0
+        self.stall_wait_s = stall_wait_s
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         events = super().select(0)
@@ -52,7 +53,7 @@ class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
             return events
         if timeout is None:
             # Only a thread (none should exist here) could still wake the loop.
-            events = super().select(STALL_WAIT_S)
+            events = super().select(self.stall_wait_s)
             if not events:
                 raise SimulationStalled("simulation stalled: nothing runnable and no timer pending")
             return events
@@ -63,8 +64,8 @@ class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose `time()` is virtual and advances only when nothing is runnable."""
 
-    def __init__(self) -> None:
-        self._virtual = _VirtualSelector()
+    def __init__(self, stall_wait_s: float = STALL_WAIT_S) -> None:
+        self._virtual = _VirtualSelector(stall_wait_s)
         super().__init__(self._virtual)
 
     def time(self) -> float:
