@@ -5,7 +5,9 @@ payment), a final read of every service's data, and the checkers."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -41,6 +43,7 @@ TABLES = {
     "notification": ["users", "notifications"], "audit": ["audit_logs"],
 }
 MESSAGING_TABLES = ["outbox", "dead_letters", "inbox"]
+_RUN_NUMBERS = itertools.count(1)
 THREADED_THINK_S = 0.03
 SIMULATED_THINK_S = 4.0
 
@@ -95,7 +98,9 @@ class RunResult:
 def chaos_settings(config: RunConfig) -> Settings:
     """Fast and isolated: memory (or fresh MySQL databases), cheap bcrypt, short timeouts."""
     services = implemented_services()
-    run_id = environment.new_uuid()[:8]
+    # Unique per run in this process (names of in-memory databases and the provider's books),
+    # and drawn from no random source, so a simulated run's draws don't depend on it.
+    run_id = f"{os.getpid()}x{next(_RUN_NUMBERS)}"
     flags: dict[str, Any] = {
         "password_hash_cost": 4, "access_log": False, "rate_limit_max": 1_000_000, "log_level": "error",
         "jwt_secret": "chaos-harness-jwt-secret-0123456789", "internal_token": "chaos-internal-token-01234567",
@@ -112,7 +117,7 @@ def chaos_settings(config: RunConfig) -> Settings:
         # A fresh database per service and run: the checkers must see only this run's data.
         flags["database_url"] = config.db_url.replace("{service}", f"{{service}}_chaos_{run_id}")
     else:
-        flags["ephemeral"] = True
+        flags["database_url"] = f"sqlite://memory/{{service}}-chaos-{run_id}"
     return load_settings(flags, env={})
 
 
