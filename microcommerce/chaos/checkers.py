@@ -176,7 +176,7 @@ def check_acknowledged(history: list[Completion], snapshot: Snapshot) -> dict[st
                 missing = f"payment {body.get('id')} is gone"
             elif body.get("status") == "succeeded" and payment["status"] not in ("succeeded", "refunded"):
                 missing = f"payment {body.get('id')} answered succeeded, now {payment['status']}"
-        elif name in ("shipped", "delivered", "cancel"):
+        elif name in ("shipped", "delivered", "cancel", "cancelled"):  # "cancelled": the admin's
             target = "cancelled" if name == "cancel" else name
             order = orders.get(int(op["args"]["orderId"]))
             if order is None or order["status"] not in LATER_STATUSES[target]:
