@@ -35,6 +35,7 @@ DECLINE_RATE = 0.15  # a charge sent with a card that will be declined
 RETRY_DECLINED_RATE = 0.8  # after a decline, pay again with a good card (else leave it pending)
 DOUBLE_CLICK_RATE = 0.2  # two charges of one order sent at once, each with its own key
 ABANDON_RATE = 0.1  # an order cancelled by its shopper instead of paid
+SCARCE_BELOW = 2  # the admin restocks a product once fewer units than this are available
 
 
 @dataclass
@@ -289,11 +290,13 @@ class Admin:
 
     async def restock(self) -> None:
         pid = self.rng.choice(self.world.products)
-        add = self.rng.randint(3, 8)  # enough that paid orders keep coming
+        add = self.rng.randint(3, 6)
         outcome, _, body = await self.client.call("read_stock", "GET", f"/inventory/{pid}", write=False,
                                                   args={"productId": pid})
         if outcome != "ok" or not isinstance(body, dict):
             return
+        if int(body.get("availableQuantity", 0)) >= SCARCE_BELOW:
+            return  # only a product about to run out: orders keep racing for the last units, and keep coming
         total = int(body.get("totalQuantity", 0)) + add
         await self.client.call("restock", "PUT", f"/inventory/{pid}/stock", body={"totalQuantity": total},
                                args={"productId": pid, "totalQuantity": total})
