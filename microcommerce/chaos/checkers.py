@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from microcommerce.contracts import order as order_events
 from microcommerce.contracts import payment as payment_events
 from microcommerce.contracts import user as user_events
 from microcommerce.contracts.audit import HTTP_ACTIVITY
+from microcommerce.services import implemented_services, load_spec
 from microcommerce.services.notification.domain import channels_for
 from microcommerce.services.payment.books import BookedPayment, disagreements
 from microcommerce.services.payment.providers import LedgerCharge, LedgerRefund
@@ -128,7 +130,29 @@ def check_payments(history: list[Completion], snapshot: Snapshot) -> dict[str, A
     refunds = [LedgerRefund(**r) for r in provider.get("refunds", [])]
     problems += [{"problem": "provider books disagree", "detail": line}
                  for line in disagreements(charges, refunds, booked, settled=snapshot.get("healed", True))]
+    problems += _charged_twice(payments, charges, brief)
     return verdict(problems)
+
+
+def _charged_twice(payments: list[dict[str, Any]], charges: list[LedgerCharge],
+                   brief: Callable[[dict[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Orders the provider captured money for more than once, refunded later or not.
+
+    docs/payments.md: a charge of an order already paid is refused before the provider hears
+    of it; only two payment processes racing can both charge (and the second is refunded). A
+    chaos run has one payment process, so a second capture is a charge that should never have
+    been sent. Declined charges move no money and are not counted: a decline retried with
+    another card is one capture.
+    """
+    payment_of = {(p["provider"], p["idempotency_key"]): p for p in payments if p["idempotency_key"]}
+    captured: dict[int, list[tuple[LedgerCharge, dict[str, Any]]]] = defaultdict(list)
+    for charge in charges:
+        payment = payment_of.get((charge.provider, charge.idempotencyKey))
+        if charge.succeeded and payment is not None:  # a charge without its record is a disagreement
+            captured[int(payment["order_id"])].append((charge, payment))
+    return [{"order": oid, "problem": f"captured {len(taken)} times at the provider",
+             "charges": [charge.chargeId for charge, _ in taken], "payments": [brief(p) for _, p in taken]}
+            for oid, taken in sorted(captured.items()) if len(taken) > 1]
 
 
 # -- 3. acknowledged writes ----------------------------------------------------------------------
@@ -176,7 +200,7 @@ def check_acknowledged(history: list[Completion], snapshot: Snapshot) -> dict[st
                 missing = f"payment {body.get('id')} is gone"
             elif body.get("status") == "succeeded" and payment["status"] not in ("succeeded", "refunded"):
                 missing = f"payment {body.get('id')} answered succeeded, now {payment['status']}"
-        elif name in ("shipped", "delivered", "cancel"):
+        elif name in ("shipped", "delivered", "cancel", "cancelled"):  # "cancelled": the admin's
             target = "cancelled" if name == "cancel" else name
             order = orders.get(int(op["args"]["orderId"]))
             if order is None or order["status"] not in LATER_STATUSES[target]:
@@ -302,7 +326,42 @@ def check_exactly_once(history: list[Completion], snapshot: Snapshot) -> dict[st
         if n > 1:
             ids = [r["id"] for r in _rows(snapshot, "audit", "audit_logs") if r["event_id"] == event_id]
             problems.append({"duplicate": "audit", "event": event_id, "count": n, "records": ids})
-    return verdict(problems)
+    if problems:
+        return verdict(problems)
+    healed = snapshot.get("healed", True)
+    return verdict(_not_applied(snapshot), unknown_reason=None if healed else "the system had not healed when read")
+
+
+@cache
+def consumer_groups() -> dict[str, tuple[str, ...]]:
+    """Event type -> the services whose consumer group applies it (their logic has a handler)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name in implemented_services():
+        logic = load_spec(name).logic
+        for event_name in sorted(logic.handled_event_types()) if logic else ():
+            groups[event_name].append(name)
+    return {event_name: tuple(names) for event_name, names in groups.items()}
+
+
+def _not_applied(snapshot: Snapshot) -> list[dict[str, Any]]:
+    """Committed events some subscribed consumer group has no inbox record of.
+
+    Every group applies every committed event of the types it handles exactly once, and records
+    it in its inbox in the transaction of the effects (docs/reliability.md): an event without
+    that record was lost, or applied outside the inbox, where nothing stops a redelivery from
+    applying it again. Only groups whose service was read are judged.
+    """
+    read = {service for service, tables in snapshot.items() if isinstance(tables, dict) and "inbox" in tables}
+    applied = {(row["consumer"], row["event_id"]) for service in read for row in snapshot[service]["inbox"]}
+    problems = []
+    for event in outbox_events(snapshot):
+        groups = [g for g in consumer_groups().get(event["eventType"], ()) if g in read]
+        missing = [g for g in groups if (g, event["eventId"]) not in applied]
+        if missing:
+            problems.append({"not applied": event["eventId"], "eventType": event["eventType"],
+                             "producer": event["service"], "consumers": missing,
+                             "problem": "a committed event without the inbox record of every group that consumes it"})
+    return problems
 
 
 CHECKERS: dict[str, Checker] = {

@@ -25,11 +25,19 @@ RETRYABLE = {500, 502, 503, 504}
 ATTEMPTS = 4
 ATTEMPT_TIMEOUT_S = 5.0
 
+# "buy" is the journey that pays (add to the cart, order those units, pay at once); the other
+# ops are the detours and races around it.
 SHOPPER_MIX = {
-    "browse": 10, "search": 8, "cart_add": 14, "order_one": 12, "checkout": 8, "pay": 16,
-    "pay_again": 3, "cancel": 5, "read_orders": 6, "read_notifications": 5,
+    "browse": 5, "search": 4, "cart_add": 6, "buy": 30, "order_one": 5, "checkout": 6, "pay": 10,
+    "pay_again": 3, "cancel": 4, "read_orders": 4, "read_notifications": 3,
 }
-ADMIN_MIX = {"restock": 3, "ship": 4, "deliver": 3, "refund": 2, "idle": 2}
+ADMIN_MIX = {"restock": 6, "ship": 4, "deliver": 2, "refund": 3, "cancel_paid": 2, "idle": 1}
+DECLINED_TOKEN = "tok_chargeDeclined"  # the mock provider declines it (card_declined)
+DECLINE_RATE = 0.15  # a charge sent with a card that will be declined
+RETRY_DECLINED_RATE = 0.8  # after a decline, pay again with a good card (else leave it pending)
+DOUBLE_CLICK_RATE = 0.2  # two charges of one order sent at once, each with its own key
+ABANDON_RATE = 0.1  # an order cancelled by its shopper instead of paid
+SCARCE_BELOW = 2  # the admin restocks a product once fewer units than this are available
 
 
 @dataclass
@@ -162,12 +170,16 @@ class Shopper:
     async def order_one(self) -> None:
         # Mostly what is in the cart (as a shopper does); sometimes anything (a 400 to expect).
         pid = self.rng.choice(self.in_cart) if self.in_cart and self.rng.random() < 0.9 else self._product()
-        qty = self.rng.randint(1, 2)
+        await self._order(pid, self.rng.randint(1, 2))
+
+    async def _order(self, pid: int, qty: int) -> int | None:
         outcome, _, body = await self.client.call(
             "order", "POST", "/orders/me", body={"productId": pid, "quantity": qty},
             idempotency_key=self.client.new_key(), args={"productId": pid, "quantity": qty})
-        if outcome == "ok":
-            self.pending.append(body["id"])
+        if outcome != "ok":
+            return None
+        self.pending.append(body["id"])
+        return body["id"]
 
     async def checkout(self) -> None:
         outcome, _, body = await self.client.call("checkout", "POST", "/orders/me/checkout",
@@ -175,19 +187,59 @@ class Shopper:
         if outcome == "ok":
             self.pending.append(body["id"])
 
+    async def buy(self) -> None:
+        """Add a product to the cart, order those units and pay for them at once (or, now and
+        then, cancel instead). Every decision is drawn up front, so the shopper's stream moves
+        by the same draws whatever the system answers."""
+        pid, qty, abandon = self._product(), self.rng.randint(1, 2), self.rng.random() < ABANDON_RATE
+        payment = self._payment_plan()
+        outcome, _, _ = await self.client.call("cart_add", "POST", "/carts/me/items",
+                                               args={"productId": pid, "quantity": qty},
+                                               body={"productId": pid, "quantity": qty})
+        if outcome != "ok":
+            return
+        if pid not in self.in_cart:
+            self.in_cart.append(pid)
+        oid = await self._order(pid, qty)
+        if oid is None:
+            return
+        if abandon:
+            await self._cancel(oid)
+        else:
+            await self._pay(oid, *payment)
+
     async def pay(self) -> None:
         if not self.pending:
-            return await self.order_one()
+            return await self.buy()
         oid = self.rng.choice(self.pending)
-        token = "tok_chargeDeclined" if self.rng.random() < 0.15 else self.plan.provider_token("stripe", "tok_visa")
-        outcome, _, body = await self.client.call(
+        await self._pay(oid, *self._payment_plan())
+
+    def _payment_plan(self) -> tuple[bool, bool, bool]:
+        """(declined card, two clicks at once, retry a decline with a good card): three draws."""
+        return (self.rng.random() < DECLINE_RATE, self.rng.random() < DOUBLE_CLICK_RATE,
+                self.rng.random() < RETRY_DECLINED_RATE)
+
+    async def _pay(self, oid: int, declined: bool, double_click: bool, retry_declined: bool) -> None:
+        """Charge the order; a double click sends two charges at once, each with its own key
+        (the order's worker runs them one after the other: the second must be refused, never
+        charged). A declined card is followed by another try with a good one, if so decided."""
+        token = DECLINED_TOKEN if declined else self.plan.provider_token("stripe", "tok_visa")
+        clicks = 2 if double_click else 1
+        answers = await asyncio.gather(*(self._charge(oid, token) for _ in range(clicks)))
+        if declined and retry_declined and all(status == 402 for _, status, _ in answers):
+            await self._charge(oid, self.plan.provider_token("stripe", "tok_visa"))
+
+    async def _charge(self, oid: int, token: str) -> tuple[str, int | None, Any]:
+        answer = await self.client.call(
             "pay", "POST", f"/payments/me/orders/{oid}/charge", body={"provider": "stripe", "paymentToken": token},
             idempotency_key=self.client.new_key(), args={"orderId": oid, "token": token})
-        if outcome == "ok" and isinstance(body, dict) and body.get("status") == "succeeded":
+        outcome, _, body = answer
+        if outcome == "ok" and isinstance(body, dict) and body.get("status") == "succeeded" and oid in self.pending:
             self.pending.remove(oid)
             self.paid.append(oid)
             self.world.paid_orders.append(oid)
             self.world.payments.append(body["id"])
+        return answer
 
     async def pay_again(self) -> None:
         """A double click after the order was paid: must be refused, never charged twice."""
@@ -202,7 +254,9 @@ class Shopper:
         orders = self.pending or self.paid
         if not orders:
             return
-        oid = self.rng.choice(orders)
+        await self._cancel(self.rng.choice(orders))
+
+    async def _cancel(self, oid: int) -> None:
         outcome, _, _ = await self.client.call("cancel", "PATCH", f"/orders/{oid}/cancel", args={"orderId": oid})
         if outcome == "ok":
             for held in (self.pending, self.paid):
@@ -217,7 +271,7 @@ class Shopper:
 
 
 class Admin:
-    """Restocks, moves paid orders along, refunds: the races shoppers meet."""
+    """Restocks, moves paid orders along, cancels paid orders, refunds: the races shoppers meet."""
 
     def __init__(self, client: Client, world: World) -> None:
         self.client = client
@@ -233,11 +287,13 @@ class Admin:
 
     async def restock(self) -> None:
         pid = self.rng.choice(self.world.products)
-        add = self.rng.randint(1, 3)
+        add = self.rng.randint(3, 6)
         outcome, _, body = await self.client.call("read_stock", "GET", f"/inventory/{pid}", write=False,
                                                   args={"productId": pid})
         if outcome != "ok" or not isinstance(body, dict):
             return
+        if int(body.get("availableQuantity", 0)) >= SCARCE_BELOW:
+            return  # only a product about to run out: orders keep racing for the last units, and keep coming
         total = int(body.get("totalQuantity", 0)) + add
         await self.client.call("restock", "PUT", f"/inventory/{pid}/stock", body={"totalQuantity": total},
                                args={"productId": pid, "totalQuantity": total})
@@ -258,6 +314,10 @@ class Admin:
 
     async def deliver(self) -> None:
         await self._move(self.world.shipped_orders, "delivered", None)
+
+    async def cancel_paid(self) -> None:
+        """An admin cancels a paid order: the payment service must refund it (ORDER_CANCELLED)."""
+        await self._move(self.world.paid_orders, "cancelled", None)
 
     async def refund(self) -> None:
         if not self.world.payments:

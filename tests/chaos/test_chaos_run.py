@@ -15,10 +15,16 @@ import pytest
 from microcommerce.actors.service import ServiceActor
 from microcommerce.actors.system import ActorSystem
 from microcommerce.chaos.faults import FaultPlan
+from microcommerce.chaos.faulty_requests import FaultyRequester
 from microcommerce.chaos.runner import RunConfig, RunResult, run_chaos, write_outputs
 from microcommerce.contracts.events import event_type
+from microcommerce.contracts.order import MarkOrderPaid
+from microcommerce.contracts.payment import PAYMENT_CREATED
+from microcommerce.errors import Conflict, UpstreamTimeout
 from microcommerce.services.inventory import store as inventory_store
 from microcommerce.services.notification.actor import NotificationActor
+from microcommerce.services.payment import domain as payment_domain
+from microcommerce.services.payment import store as payment_store
 from microcommerce.services.payment.actor import PaymentActor
 from microcommerce.storage import open_database
 
@@ -98,6 +104,83 @@ def test_a_consumer_applying_an_event_twice_without_its_dedupe_is_caught(monkeyp
     assert once["valid"] is False, result.checkers
     assert once["counterexample"]["duplicate"] == "notification" and once["counterexample"]["event"]
     assert len(once["counterexample"]["notifications"]) == 2
+
+
+def test_a_consumer_without_its_inbox_claim_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Effects may still be stopped by unique keys, but the event is not applied through the
+    inbox: nothing records that the group applied it, nothing stops a redelivery."""
+
+    async def apply_without_claim(self: ServiceActor, envelope) -> bool:  # noqa: ANN001
+        name = self.event_handlers.get(envelope.eventType)
+        if name is None:
+            return False
+        async with self.db.transaction() as tx:
+            await getattr(self, name)(tx, envelope.data, envelope)
+        return True
+
+    monkeypatch.setattr(ServiceActor, "apply_event", apply_without_claim)
+    result = run(seed=15, duration=2.0, shoppers=3)
+    once = result.checkers["exactly-once"]
+    assert once["valid"] is False, result.checkers
+    example = once["counterexample"]
+    assert example["not applied"] and example["eventType"] and example["producer"]
+    assert example["consumers"] and set(example["consumers"]) <= {
+        "user", "cart", "order", "product", "inventory", "search", "payment", "notification", "audit"}
+
+
+def _lose_mark_order_paid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault the payment service is built to survive: its MarkOrderPaid never reaches the
+    order service (PAYMENT_SUCCEEDED is the backstop), so for a moment the order still says
+    pending while the payment service knows it is paid. No fault family loses exactly this
+    request, so the test adds it at the requester seam (no service knows)."""
+    send = FaultyRequester._send
+
+    async def lossy_send(self: FaultyRequester, service: str, command, *, timeout: float):  # noqa: ANN001, ANN202
+        if isinstance(command, MarkOrderPaid) and not self.plan.stopped:
+            raise UpstreamTimeout(f"{service} service did not answer in {timeout:g}s (request lost)")
+        return await send(self, service, command, timeout=timeout)
+
+    monkeypatch.setattr(FaultyRequester, "_send", lossy_send)
+
+
+def test_lost_mark_paid_requests_leave_the_real_code_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    _lose_mark_order_paid(monkeypatch)
+    result = run(seed=16)
+    assert result.valid is True, result.checkers
+    pays = [op for op in result.history.completions() if op["op"] == "pay"]
+    assert sum(op["type"] == "ok" for op in pays) > 10  # orders were paid, by the backstop
+    assert any(op["type"] == "fail" and op["result"]["status"] == 409 for op in pays)  # double clicks refused
+
+
+def test_a_charge_without_its_duplicate_guard_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The payment service forgets that it already took the order's money (the `already paid`
+    checks before the provider is called); the order's status and the refund of a duplicate
+    remain. While the order still says pending, a double click is charged a second time."""
+    chargeable = payment_domain.check_chargeable
+
+    def check_without_paid(order_user_id: int, order_status: str, caller_id: int, *, already_paid: bool,
+                           cancelled: bool) -> None:
+        chargeable(order_user_id, order_status, caller_id, already_paid=False, cancelled=cancelled)
+
+    async def write_ahead_without_paid_check(self: PaymentActor, payment, keyed) -> int:  # noqa: ANN001
+        async with self.db.transaction() as tx:
+            if await payment_store.lock_order(tx, payment.order_id):
+                raise Conflict("Order is cancelled; it can no longer be charged")
+            payment_id = await payment_store.insert(tx, payment)
+            if keyed is not None:
+                await payment_store.claim_key(tx, keyed, payment_id)
+            await self._announce(tx, PAYMENT_CREATED, payment_id)
+        return payment_id
+
+    monkeypatch.setattr(payment_domain, "check_chargeable", check_without_paid)
+    monkeypatch.setattr(PaymentActor, "_write_ahead", write_ahead_without_paid_check)
+    _lose_mark_order_paid(monkeypatch)
+    result = run(seed=16)
+    payments = result.checkers["payments"]
+    assert payments["valid"] is False, result.checkers
+    example = payments["counterexample"]
+    assert isinstance(example["order"], int) and "captured 2 times" in example["problem"]
+    assert len(example["charges"]) == 2 and len({p["id"] for p in example["payments"]}) == 2
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from microcommerce.chaos.checkers import check_acknowledged, check_projections, overall
+from microcommerce.chaos.checkers import (
+    check_acknowledged,
+    check_exactly_once,
+    check_payments,
+    check_projections,
+    overall,
+)
 
 
 def _ok(index: int, op: str, body: dict, **args: object) -> dict:
@@ -27,3 +33,56 @@ def test_a_projection_behind_its_source_is_named_unless_the_system_had_not_heale
     assert verdict["valid"] is False and verdict["counterexample"]["user"] == 3
     assert check_projections([], {**snapshot, "healed": False})["valid"] == "unknown"
     assert overall({"a": {"valid": True}, "b": {"valid": "unknown"}}) == "unknown"
+
+
+def _payment(pid: int, status: str, charge: str, key: str) -> dict:
+    return {"id": pid, "order_id": 5, "provider": "stripe", "status": status, "amount_cents": 800,
+            "provider_payment_id": charge, "idempotency_key": key}
+
+
+def _charge(charge: str, key: str, succeeded: bool = True) -> dict:
+    return {"provider": "stripe", "idempotencyKey": key, "chargeId": charge, "amountCents": 800, "currency": "USD",
+            "succeeded": succeeded, "failureReason": None if succeeded else "card_declined", "createdAt": "t"}
+
+
+def test_an_order_captured_twice_is_named_even_if_the_second_charge_was_refunded() -> None:
+    order = {"id": 5, "user_id": 1, "status": "paid", "total_cents": 800}
+    snapshot = {"order": {"orders": [order]},
+                "payment": {"payments": [_payment(1, "succeeded", "ch_a", "pay_a"),
+                                         _payment(2, "refunded", "ch_b", "pay_b")]},
+                "provider": {"charges": [_charge("ch_a", "pay_a"), _charge("ch_b", "pay_b")],
+                             "refunds": [{"provider": "stripe", "idempotencyKey": "refund_pay_b", "refundId": "re_b",
+                                          "chargeId": "ch_b", "amountCents": 800, "createdAt": "t"}]}}
+    verdict = check_payments([], snapshot)
+    assert verdict["valid"] is False
+    assert verdict["counterexample"]["order"] == 5 and verdict["counterexample"]["charges"] == ["ch_a", "ch_b"]
+    assert [p["id"] for p in verdict["counterexample"]["payments"]] == [1, 2]
+
+
+def test_a_declined_charge_retried_with_another_card_is_one_capture() -> None:
+    order = {"id": 5, "user_id": 1, "status": "paid", "total_cents": 800}
+    snapshot = {"order": {"orders": [order]},
+                "payment": {"payments": [_payment(1, "failed", "ch_a", "pay_a"),
+                                         _payment(2, "succeeded", "ch_b", "pay_b")]},
+                "provider": {"charges": [_charge("ch_a", "pay_a", succeeded=False), _charge("ch_b", "pay_b")],
+                             "refunds": []}}
+    assert check_payments([], snapshot)["valid"] is True
+
+
+def _outbox_row(event_id: str, event_type: str) -> dict:
+    return {"payload": {"eventId": event_id, "eventType": event_type, "data": {}}}
+
+
+def test_a_committed_event_a_consumer_group_never_recorded_is_named() -> None:
+    # ORDER_PAID is consumed by cart, inventory, notification and audit; payment does not handle it.
+    snapshot = {"order": {"outbox": [_outbox_row("e1", "ORDER_PAID")], "inbox": []},
+                "cart": {"inbox": [{"consumer": "cart", "event_id": "e1"}]},
+                "inventory": {"inbox": []},
+                "payment": {"inbox": []}}
+    verdict = check_exactly_once([], snapshot)
+    assert verdict["valid"] is False
+    assert verdict["counterexample"]["not applied"] == "e1" and verdict["counterexample"]["consumers"] == ["inventory"]
+    snapshot["inventory"]["inbox"].append({"consumer": "inventory", "event_id": "e1"})
+    assert check_exactly_once([], snapshot)["valid"] is True
+    snapshot["inventory"]["inbox"].clear()
+    assert check_exactly_once([], {**snapshot, "healed": False})["valid"] == "unknown"
