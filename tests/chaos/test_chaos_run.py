@@ -17,6 +17,7 @@ from microcommerce.actors.system import ActorSystem
 from microcommerce.chaos.faults import FaultPlan
 from microcommerce.chaos.faulty_requests import FaultyRequester
 from microcommerce.chaos.runner import RunConfig, RunResult, run_chaos, write_outputs
+from microcommerce.chaos.simulation import simulate
 from microcommerce.contracts.events import event_type
 from microcommerce.contracts.order import MarkOrderPaid
 from microcommerce.contracts.payment import PAYMENT_CREATED
@@ -31,8 +32,22 @@ from microcommerce.storage import open_database
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(seed: int, duration: float = 3.0, shoppers: int = 6) -> RunResult:
-    return asyncio.run(run_chaos(RunConfig(seed=seed, duration=duration, shoppers=shoppers), progress=None))
+RUNNERS = ["threaded", "deterministic"]
+
+
+def run(seed: int, duration: float = 3.0, shoppers: int = 6, runner: str = "threaded",
+        families: tuple[str, ...] = (), rates: dict[str, float] | None = None) -> RunResult:
+    """One run on either runner, with the same workload density (shoppers don't pause longer
+    in simulated time here) so a planted bug meets the same pressure."""
+    config = RunConfig(seed=seed, duration=duration, shoppers=shoppers, families=families,
+                       deterministic=runner == "deterministic", think_s=0.03)
+
+    def plan(cfg: RunConfig) -> FaultPlan:
+        return FaultPlan(cfg.seed, cfg.families, rates=rates)
+
+    if config.deterministic:
+        return simulate(config, progress=None, plan_factory=plan)
+    return asyncio.run(run_chaos(config, progress=None, plan=plan(config)))
 
 
 def test_a_short_run_without_faults_is_valid_and_writes_its_files(tmp_path: Path) -> None:
@@ -51,14 +66,15 @@ def test_a_short_run_without_faults_is_valid_and_writes_its_files(tmp_path: Path
     assert (tmp_path / "faults.jsonl").exists()
 
 
-def test_a_reservation_without_its_stock_condition_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_reservation_without_its_stock_condition_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
     async def take_without_condition(tx, product_id: int, quantity: int) -> bool:  # noqa: ANN001
         await tx.execute("UPDATE stock SET reserved_quantity = reserved_quantity + ?, version = version + 1 "
                          "WHERE product_id = ?", quantity, product_id)
         return True
 
     monkeypatch.setattr(inventory_store, "take_available", take_without_condition)
-    result = run(seed=12)
+    result = run(seed=12, runner=runner)
     stock = result.checkers["stock"]
     assert stock["valid"] is False, result.checkers
     assert isinstance(stock["counterexample"]["product"], int)
@@ -66,18 +82,20 @@ def test_a_reservation_without_its_stock_condition_is_caught(monkeypatch: pytest
     assert result.valid is False
 
 
-def test_a_refund_that_skips_the_provider_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_refund_that_skips_the_provider_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
     async def no_provider_refund(self, tx, payment_id: int) -> None:  # noqa: ANN001
         return None
 
     monkeypatch.setattr(PaymentActor, "_provider_refund", no_provider_refund)
-    result = run(seed=13)
+    result = run(seed=13, runner=runner)
     payments = result.checkers["payments"]
     assert payments["valid"] is False, result.checkers
     assert "says refunded but" in payments["counterexample"]["detail"]  # names the payment id
 
 
-def test_a_consumer_applying_an_event_twice_without_its_dedupe_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_consumer_applying_an_event_twice_without_its_dedupe_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
     migrate = ActorSystem.migrate
 
     async def migrate_without_unique_key(self: ActorSystem) -> list[str]:
@@ -88,7 +106,7 @@ def test_a_consumer_applying_an_event_twice_without_its_dedupe_is_caught(monkeyp
                 await db.connect()
                 await db.execute("DROP INDEX notifications_source_channel")
                 await db.close()
-            await asyncio.to_thread(asyncio.run, drop())
+            await self.runtime.isolated(drop)
         return applied
 
     notify = NotificationActor._notify
@@ -99,14 +117,15 @@ def test_a_consumer_applying_an_event_twice_without_its_dedupe_is_caught(monkeyp
 
     monkeypatch.setattr(ActorSystem, "migrate", migrate_without_unique_key)
     monkeypatch.setattr(NotificationActor, "_notify", notify_twice)
-    result = run(seed=14, duration=2.0, shoppers=3)
+    result = run(seed=14, duration=2.0, shoppers=3, runner=runner)
     once = result.checkers["exactly-once"]
     assert once["valid"] is False, result.checkers
     assert once["counterexample"]["duplicate"] == "notification" and once["counterexample"]["event"]
     assert len(once["counterexample"]["notifications"]) == 2
 
 
-def test_a_consumer_without_its_inbox_claim_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_consumer_without_its_inbox_claim_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
     """Effects may still be stopped by unique keys, but the event is not applied through the
     inbox: nothing records that the group applied it, nothing stops a redelivery."""
 
@@ -119,7 +138,7 @@ def test_a_consumer_without_its_inbox_claim_is_caught(monkeypatch: pytest.Monkey
         return True
 
     monkeypatch.setattr(ServiceActor, "apply_event", apply_without_claim)
-    result = run(seed=15, duration=2.0, shoppers=3)
+    result = run(seed=15, duration=2.0, shoppers=3, runner=runner)
     once = result.checkers["exactly-once"]
     assert once["valid"] is False, result.checkers
     example = once["counterexample"]
@@ -152,7 +171,8 @@ def test_lost_mark_paid_requests_leave_the_real_code_valid(monkeypatch: pytest.M
     assert any(op["type"] == "fail" and op["result"]["status"] == 409 for op in pays)  # double clicks refused
 
 
-def test_a_charge_without_its_duplicate_guard_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_charge_without_its_duplicate_guard_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
     """The payment service forgets that it already took the order's money (the `already paid`
     checks before the provider is called); the order's status and the refund of a duplicate
     remain. While the order still says pending, a double click is charged a second time."""
@@ -175,7 +195,7 @@ def test_a_charge_without_its_duplicate_guard_is_caught(monkeypatch: pytest.Monk
     monkeypatch.setattr(payment_domain, "check_chargeable", check_without_paid)
     monkeypatch.setattr(PaymentActor, "_write_ahead", write_ahead_without_paid_check)
     _lose_mark_order_paid(monkeypatch)
-    result = run(seed=16)
+    result = run(seed=16, runner=runner)
     payments = result.checkers["payments"]
     assert payments["valid"] is False, result.checkers
     example = payments["counterexample"]
@@ -201,7 +221,8 @@ def test_cli_help_bad_flags_and_exit_code(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "results.json").read_text())["valid"] is True
 
 
-def test_events_published_before_their_commit_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_events_published_before_their_commit_are_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
     """A relay that publishes at emit time, not after the commit: transactions that then roll
     back (db faults) leave effects of events nobody committed."""
     original = ServiceActor.emit
@@ -212,9 +233,7 @@ def test_events_published_before_their_commit_are_caught(monkeypatch: pytest.Mon
         return envelope
 
     monkeypatch.setattr(ServiceActor, "emit", emit_before_commit)
-    plan = FaultPlan(13, ("db",), rates={"db": 0.2})
-    result = asyncio.run(run_chaos(RunConfig(seed=13, duration=3.0, shoppers=6, families=("db",)),
-                                   progress=None, plan=plan))
+    result = run(seed=13, families=("db",), rates={"db": 0.2}, runner=runner)
     exactly_once = result.checkers["exactly-once"]
     assert exactly_once["valid"] is False, result.checkers
     assert "applied but never committed" in exactly_once["counterexample"]
