@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: dev test lint bench bench-bridge bench-checkout clean
+.PHONY: dev test lint bench bench-bridge bench-checkout bench-simulation clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,13 +28,16 @@ test: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check microcommerce tests bench
 
-bench: bench-bridge bench-checkout
+bench: bench-bridge bench-checkout bench-simulation
 
 bench-bridge: $(TEST_STAMP)
 	$(BIN)/python bench/bridge_roundtrip.py
 
 bench-checkout: $(TEST_STAMP)
 	$(BIN)/python bench/checkout_load.py --shoppers 1,8,32
+
+bench-simulation: $(TEST_STAMP)
+	$(BIN)/python bench/simulation.py --duration 600 --shoppers 32 --faults all --seeds 1,2,3
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

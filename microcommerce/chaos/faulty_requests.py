@@ -1,4 +1,5 @@
-"""Faults between services: partitions (a pair cut for a while) and timeouts after the work.
+"""Faults between services: partitions (a pair cut for a while) and timeouts (a request or its
+answer lost).
 
 `FaultyRequester` wraps the real adapter's transport (`_send`) and keeps the port's own
 circuit breaker, so injected failures trip breakers exactly as real ones would.
@@ -19,10 +20,14 @@ if TYPE_CHECKING:
     from .faults import FaultPlan
 
 
+LOST_SHARE = 0.3  # of timeouts: the request itself is lost; otherwise the callee's answer is
+
+
 class FaultyRequester(Requester):
     """`partition`: requests between the window's two services fail at once (ServiceUnavailable)
     or hang until the caller's timeout (UpstreamTimeout), then heal when the window ends.
-    `timeout`: the callee does the work, the caller gets UpstreamTimeout anyway."""
+    `timeout`: the caller gets UpstreamTimeout, after the callee did the work (its answer was
+    lost) or without it ever hearing of the request (the request was lost)."""
 
     def __init__(self, inner: Requester, plan: FaultPlan) -> None:
         super().__init__()
@@ -57,11 +62,17 @@ class FaultyRequester(Requester):
         decision = self.plan.decide("timeout", stream)
         if decision is None:
             return await self.inner._send(service, command, timeout=timeout)  # noqa: SLF001 - the wrapped transport
+        n, u = decision
+        if u < LOST_SHARE:
+            # Lost on the way: the callee never hears of it; the caller waits out its timeout.
+            self.plan.record("timeout", stream, n, mode="lost")
+            await asyncio.sleep(timeout)
+            raise UpstreamTimeout(f"{service} service did not answer in {timeout:g}s (chaos: lost)")
         try:
             await self.inner._send(service, command, timeout=timeout)  # noqa: SLF001
         except Exception:  # noqa: BLE001, S110 - whatever the callee answered, the caller never hears it
             pass
-        self.plan.record("timeout", stream, decision[0])
+        self.plan.record("timeout", stream, n, mode="answer-lost")
         raise UpstreamTimeout(f"{service} service did not answer in {timeout:g}s (chaos)")
 
     async def close(self) -> None:
