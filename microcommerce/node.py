@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ServiceRuntime:
+class HostedService:
+    """One service of this process: its app, its actor system (None for the gateway), its server."""
+
     spec: ServiceSpec
     app: web.Application
     system: ActorSystem | None
@@ -76,7 +78,7 @@ class Node:
         self.issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, self.revocations)
         self.revocation_sync = RevocationSync(self.bus, self.requester, self.revocations,
                                               timeout_s=settings.timeout_of("user"))
-        self.services: dict[str, ServiceRuntime] = {}
+        self.services: dict[str, HostedService] = {}
         self.ready_results: dict[str, Any] = {}
 
     def system(self, name: str) -> ActorSystem:
@@ -97,14 +99,14 @@ class Node:
         try:
             for spec in specs:
                 await self._start_service(spec)
-            for name, runtime in self.services.items():
-                if runtime.spec.on_ready is not None:
-                    self.ready_results[name] = await runtime.spec.on_ready(self)
+            for name, hosted in self.services.items():
+                if hosted.spec.on_ready is not None:
+                    self.ready_results[name] = await hosted.spec.on_ready(self)
             await self.revocation_sync.start()  # revocations known before the first request
             # Ports open last, the gateway's after every service's: no early 503s.
             if self.serve_http:
-                for runtime in sorted(self.services.values(), key=lambda r: r.spec.name == "gateway"):
-                    await self._serve(runtime)
+                for hosted in sorted(self.services.values(), key=lambda r: r.spec.name == "gateway"):
+                    await self._serve(hosted)
         except BaseException:
             await self.stop()
             raise
@@ -125,27 +127,27 @@ class Node:
         app = create_app(spec.name, self.settings, self.issuer, system=system, bus=activity_bus,
                          setup_routes=spec.setup_routes)
         app[NODE] = self
-        self.services[spec.name] = ServiceRuntime(spec, app, system)
+        self.services[spec.name] = HostedService(spec, app, system)
 
-    async def _serve(self, runtime: ServiceRuntime) -> None:
-        runtime.runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False)
-        await runtime.runner.setup()
+    async def _serve(self, hosted: HostedService) -> None:
+        hosted.runner = web.AppRunner(hosted.app, access_log=None, handle_signals=False)
+        await hosted.runner.setup()
         if not self.listen:
             return
-        port = self.settings.port_of(runtime.spec.name)
-        await web.TCPSite(runtime.runner, self.settings.host, port, reuse_address=True).start()
-        runtime.port = port
+        port = self.settings.port_of(hosted.spec.name)
+        await web.TCPSite(hosted.runner, self.settings.host, port, reuse_address=True).start()
+        hosted.port = port
 
     async def stop(self) -> None:
         """HTTP first (no new work), then each system drains its mailboxes, then the bus."""
         await self.revocation_sync.stop()
-        for runtime in self.services.values():
-            if runtime.runner is not None:
-                await runtime.runner.cleanup()
-                runtime.runner = None
-        for runtime in reversed(list(self.services.values())):
-            if runtime.system is not None:
-                await runtime.system.stop()
+        for hosted in self.services.values():
+            if hosted.runner is not None:
+                await hosted.runner.cleanup()
+                hosted.runner = None
+        for hosted in reversed(list(self.services.values())):
+            if hosted.system is not None:
+                await hosted.system.stop()
         await self.requester.close_all()  # workers closed their own sessions; this loop's last
         # A durable bus flushes its producer and commits what consumers finished.
         if self.bus.durable:

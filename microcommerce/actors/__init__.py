@@ -1,1 +1,2 @@
-"""Actor runtime on pykka: supervision, keyed workers with their own loops, bus, outbox/inbox, timers."""
+"""Actor runtime: the runner port and its two runners (threaded on pykka, deterministic), supervision,
+keyed workers, bus, outbox/inbox, timers."""

@@ -1,6 +1,7 @@
 """The base every service's actor logic derives from: typed handlers, events, requests, timers.
 
-One instance lives inside each worker (a pykka actor with its own thread, loop and DB pool).
+One instance lives inside each worker (an actor with its own mailbox and database handle, hosted
+by the threaded or the deterministic runner: see actors/runtime.py).
 Handlers run one message at a time, so they need no locks.
 """
 

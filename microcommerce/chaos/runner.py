@@ -122,8 +122,8 @@ def chaos_settings(config: RunConfig) -> Settings:
 
 
 async def _settled(node: Node) -> bool:
-    for runtime in node.services.values():
-        system = runtime.system
+    for hosted in node.services.values():
+        system = hosted.system
         if system is None:
             continue
         if system.outbox.unpublished or system.outbox.in_flight or any(system.mailbox_depths()):

@@ -80,8 +80,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
 
 def _served_here(request: web.Request, service: str) -> web.Application | None:
     """The app of `service` when this process serves it (all-in-one mode), else None."""
-    runtime = request.app[NODE].services.get(service)
-    return runtime.app if runtime is not None and runtime.runner is not None else None
+    hosted = request.app[NODE].services.get(service)
+    return hosted.app if hosted is not None and hosted.runner is not None else None
 
 
 async def _dispatch_in_process(request: web.Request, app: web.Application,
@@ -159,9 +159,9 @@ async def public_document(request: web.Request) -> dict:
 
 
 async def _service_document(app: web.Application, service: str) -> dict | None:
-    runtime = app[NODE].services.get(service)
-    if runtime is not None:
-        return build_document(runtime.app, service, include_internal=False)
+    hosted = app[NODE].services.get(service)
+    if hosted is not None:
+        return build_document(hosted.app, service, include_internal=False)
     settings = app[SETTINGS]
     try:
         async with app[SESSION].get(settings.url_of(service) + "/openapi.json",
