@@ -226,19 +226,22 @@ async def test_a_partition_cuts_a_pair_of_services_then_heals(start_system):
     assert await order.ask(CallInventory()) > 0
 
 
-async def test_a_timeout_comes_after_the_callee_did_the_work(start_system):
-    plan = FaultPlan(25, ["timeout"], rates={"timeout": 1.0})
+async def test_a_timeout_loses_the_answer_after_the_work_or_the_request_itself(start_system):
+    plan = FaultPlan(20, ["timeout"], rates={"timeout": 1.0})
     requester = FaultyRequester(LocalRequester(), plan)
     bus = LocalBus()
     InventoryActor.bumps = 0
     await start_system("inventory", InventoryActor, bus, requester=requester)
     order = await start_system("order", OrderActor, bus, plan=plan, requester=requester)
-    with pytest.raises(UpstreamTimeout):
-        await order.ask(CallInventory())
-    assert InventoryActor.bumps == 1  # done, though the caller cannot know
-    assert [(f.family, f.target) for f in plan.injected()] == [("timeout", "order->inventory/Bump")]
+    for _ in range(4):  # a fifth in a row would find the circuit open
+        with pytest.raises(UpstreamTimeout):
+            await order.ask(CallInventory())
+    modes = [f.params["mode"] for f in plan.injected()]
+    assert len(modes) == 4 and {f.target for f in plan.injected()} == {"order->inventory/Bump"}
+    assert set(modes) == {"answer-lost", "lost"}  # seed 20 draws both within 4 requests
+    assert InventoryActor.bumps == modes.count("answer-lost")  # done, though the caller cannot know
     plan.stop()
-    assert await order.ask(CallInventory()) == 2
+    assert await order.ask(CallInventory()) == InventoryActor.bumps
 
 
 async def _all_families_fired(plan: FaultPlan, families) -> bool:
