@@ -52,7 +52,7 @@ def test_another_seed_gives_another_trace(tmp_path: Path) -> None:
 
 def test_each_fault_family_alone_is_valid_on_the_real_code() -> None:
     for n, family in enumerate(FAMILIES):
-        result = simulate(config(20 + n, (family,), duration=30.0, think_s=0.5), progress=None)
+        result = simulate(config(20 + n, (family,), duration=12.0, think_s=0.5), progress=None)
         assert result.valid is True, (family, result.checkers)
         assert result.faults.get(family, 0) > 0, (family, result.faults)
 
@@ -65,7 +65,7 @@ def test_a_planted_bug_is_caught_and_its_seed_replays_to_the_same_counterexample
         return True
 
     monkeypatch.setattr(inventory_store, "take_available", take_without_condition)
-    cfg = config(12, (), think_s=0.3)
+    cfg = config(12, (), duration=15.0, think_s=0.3)
     first = run_into(cfg, tmp_path / "bug")
     stock = first.checkers["stock"]
     assert first.valid is False and stock["valid"] is False, first.checkers
