@@ -118,3 +118,22 @@ def test_the_cli_refuses_what_the_deterministic_runner_cannot_do(tmp_path: Path)
     missing = chaos_cli("--replay", "nowhere", cwd=tmp_path)
     assert missing.returncode == 2 and "has no results.json and trace.jsonl" in missing.stderr
     assert "Traceback" not in with_db.stderr + missing.stderr
+
+
+def test_the_run_does_not_depend_on_the_process_hash_seed(tmp_path: Path) -> None:
+    """String hashing (set order) is randomised per process; a run must not lean on it."""
+    script = ("import sys, logging; logging.disable(logging.CRITICAL)\n"
+              "from pathlib import Path\n"
+              "from microcommerce.chaos.faults import FAMILIES\n"
+              "from microcommerce.chaos.runner import RunConfig, write_outputs\n"
+              "from microcommerce.chaos.simulation import simulate\n"
+              "config = RunConfig(seed=9, duration=20, shoppers=4, families=FAMILIES, deterministic=True,"
+              " think_s=1.0)\n"
+              "write_outputs(simulate(config, progress=None), Path(sys.argv[1]))\n")
+    for hash_seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / hash_seed)], capture_output=True,
+                              text=True, timeout=300,
+                              env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": hash_seed})
+        assert done.returncode == 0, done.stderr[-2000:]
+    for name in OUTPUTS:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
