@@ -30,8 +30,9 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
     chaos.add_argument("--swarm", action="store_true", help="let the seed pick the fault families and rates")
     chaos.add_argument("--db", metavar="URL", help="MySQL URL with {service} (fresh databases per run; "
                                                      "default: in-memory SQLite)")
-    chaos.add_argument("--out", metavar="DIR", default="chaos-out", help="where results.json, history.jsonl, "
-                                                                         "faults.jsonl go (per seed with --seeds)")
+    chaos.add_argument("--out", metavar="DIR", help="where results.json, history.jsonl, faults.jsonl go "
+                                                    "(default chaos-out; per seed with --seeds; "
+                                                    "with --replay DIR: DIR-replay)")
     chaos.add_argument("--think", type=float, metavar="S",
                        help="a client's longest pause between two steps (default 0.03 s; 4 s of "
                             "simulated time with --deterministic)")
@@ -114,7 +115,8 @@ def cmd_chaos(args: argparse.Namespace) -> None:
         if args.replay:
             config, trace = read_trace(Path(args.replay))
             seeds = [config.seed]
-            verdicts[config.seed] = run_one(config, Path(args.out), expected_trace=trace)
+            out = Path(args.out or f"{args.replay.rstrip('/')}-replay")
+            verdicts[config.seed] = run_one(config, out, expected_trace=trace)
             print(f"replay: every one of {len(trace)} steps matched the recorded run", flush=True)
         else:
             families = _families(args.faults)
@@ -123,7 +125,8 @@ def cmd_chaos(args: argparse.Namespace) -> None:
                 config = RunConfig(seed=seed, duration=args.duration, shoppers=args.shoppers,
                                    families=families, swarm=args.swarm, db_url=args.db,
                                    deterministic=args.deterministic, think_s=args.think)
-                out = Path(args.out) / f"seed-{seed}" if args.seeds else Path(args.out)
+                base = Path(args.out or "chaos-out")
+                out = base / f"seed-{seed}" if args.seeds else base
                 verdicts[seed] = run_one(config, out)
     except Divergence as exc:
         print(f"microcommerce: chaos: {exc}", file=sys.stderr)
