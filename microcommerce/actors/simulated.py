@@ -26,7 +26,7 @@ from typing import Any
 
 from microcommerce.actors.messages import Ask, Deliver, TimerFired
 from microcommerce.actors.runtime import Actor, ActorRef, ActorStopped, ReplyFn, Runtime, settle
-from microcommerce.actors.timers import TimerScheduler, _Entry
+from microcommerce.actors.timers import TimerEntry, TimerScheduler
 
 log = logging.getLogger(__name__)
 
@@ -234,14 +234,14 @@ class _VirtualTimers(TimerScheduler):
         self._seq = 0
 
     def schedule(self, name: str, target: ActorRef, message: Any, delay: float,
-                 interval: float | None = None) -> _Entry:
+                 interval: float | None = None) -> TimerEntry:
         loop = asyncio.get_running_loop()
         self._seq += 1
-        entry = _Entry(loop.time() + delay, self._seq, name, target, message, interval)
+        entry = TimerEntry(loop.time() + delay, self._seq, name, target, message, interval)
         loop.call_later(delay, self._fire, entry)
         return entry
 
-    def _fire(self, entry: _Entry) -> None:
+    def _fire(self, entry: TimerEntry) -> None:
         if entry.cancelled:
             return
         self._runtime.trace("timer", {"to": entry.target.name, "timer": entry.name})

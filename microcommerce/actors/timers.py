@@ -18,7 +18,9 @@ from microcommerce.actors.runtime import ActorRef, ActorStopped
 
 
 @dataclass(order=True, slots=True)
-class _Entry:
+class TimerEntry:
+    """One scheduled timer; a scheduler skips it once `cancelled` is set."""
+
     due: float
     seq: int
     name: str = field(compare=False)
@@ -32,7 +34,7 @@ class TimerScheduler:
     """Where timers wait; `schedule` returns an entry that cancels by `entry.cancelled = True`."""
 
     def schedule(self, name: str, target: ActorRef, message: Any, delay: float,
-                 interval: float | None = None) -> _Entry:
+                 interval: float | None = None) -> TimerEntry:
         raise NotImplementedError
 
 
@@ -40,15 +42,15 @@ class ThreadTimerScheduler(TimerScheduler):
     """One thread on the monotonic wall clock for every timer of the process."""
 
     def __init__(self) -> None:
-        self._heap: list[_Entry] = []
+        self._heap: list[TimerEntry] = []
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
     def schedule(self, name: str, target: ActorRef, message: Any, delay: float,
-                 interval: float | None = None) -> _Entry:
-        entry = _Entry(time.monotonic() + delay, next(self._seq), name, target, message, interval)
+                 interval: float | None = None) -> TimerEntry:
+        entry = TimerEntry(time.monotonic() + delay, next(self._seq), name, target, message, interval)
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="timers", daemon=True)
@@ -90,7 +92,7 @@ class Timers:
     def __init__(self, owner: ActorRef, scheduler: TimerScheduler = SCHEDULER) -> None:
         self._owner = owner
         self._scheduler = scheduler
-        self._active: dict[str, _Entry] = {}
+        self._active: dict[str, TimerEntry] = {}
 
     def start_single(self, name: str, delay_s: float, message: Any) -> None:
         self.cancel(name)
