@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from microcommerce import environment
-from microcommerce.actors.simulated import SimulatedRuntime, VirtualTimeLoop
+from microcommerce.actors.simulated import SimulatedRuntime, VirtualTimeLoop, deterministic_gc
 from microcommerce.chaos.faults import FaultPlan, Injected
 from microcommerce.chaos.runner import RunConfig, RunResult, run_chaos
 
@@ -43,9 +43,22 @@ class Trace:
         self.lines: list[str] = []
         self._expected = expected
         self.divergence: Divergence | None = None
+        self._watch: tuple[float, Callable[[], None]] | None = None
+        self._next_watch = float("inf")
+
+    def every(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Call `fn` each time the steps pass another `seconds` of virtual time (for progress
+        lines: it schedules nothing, so the run is the same with or without it)."""
+        self._watch = (seconds, fn)
+        self._next_watch = self._clock() + seconds
 
     def step(self, kind: str, fields: dict[str, Any]) -> None:
-        line = _encode({"t": round(self._clock(), 6), "kind": kind, **fields})
+        now = self._clock()
+        if now >= self._next_watch and self._watch is not None:
+            seconds, fn = self._watch
+            self._next_watch += seconds * (1 + (now - self._next_watch) // seconds)
+            fn()
+        line = _encode({"t": round(now, 6), "kind": kind, **fields})
         if self._expected is not None and self.divergence is None:
             index = len(self.lines)
             expected = self._expected[index] if index < len(self._expected) else None
@@ -73,7 +86,7 @@ def simulate(config: RunConfig, *, progress: Callable[[str], None] | None = prin
     trace = Trace(loop.time, expected_trace)
     runtime = SimulatedRuntime(config.seed, trace.step)
     try:
-        with environment.installed(environment.SimulatedEnvironment(config.seed, loop.time)):
+        with deterministic_gc(), environment.installed(environment.SimulatedEnvironment(config.seed, loop.time)):
             plan = plan_factory(config) if plan_factory else None  # made in simulated time
             run = run_chaos(config, progress=progress, plan=plan, runtime=runtime, trace=trace)
             try:

@@ -44,6 +44,16 @@ def test_the_same_seed_twice_gives_byte_identical_outputs_with_every_fault_on(se
         part for line in trace for part in line.split(",") if part.startswith('"kind"')}
 
 
+def test_watching_the_progress_changes_nothing_in_the_run(tmp_path: Path) -> None:
+    lines: list[str] = []
+    run_into(config(6, duration=30.0), tmp_path / "quiet")
+    result = simulate(config(6, duration=30.0), progress=lines.append)
+    write_outputs(result, tmp_path / "watched")
+    assert sum(line.startswith("[sim ") for line in lines) >= 3  # a line per 10 simulated seconds
+    for name in OUTPUTS:
+        assert (tmp_path / "quiet" / name).read_bytes() == (tmp_path / "watched" / name).read_bytes(), name
+
+
 def test_another_seed_gives_another_trace(tmp_path: Path) -> None:
     run_into(config(3, duration=15.0), tmp_path / "a")
     run_into(config(4, duration=15.0), tmp_path / "b")
