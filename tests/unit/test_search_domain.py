@@ -17,9 +17,9 @@ def product(name: str = "Desk Lamp", price: float = 19.99, stock: int = 5) -> Pr
                        description="Warm LED light", price=price, stockQuantity=stock)
 
 
-def stock(available: int) -> StockChanged:
+def stock(available: int, version: int = 0) -> StockChanged:
     return StockChanged(productId=7, totalQuantity=10, reservedQuantity=10 - available,
-                        availableQuantity=available)
+                        availableQuantity=available, version=version)
 
 
 def test_created_product_is_searchable_with_its_initial_stock_in_cents():
@@ -56,6 +56,24 @@ def test_late_creation_after_an_update_only_seeds_the_stock():
     entry = domain.apply_product(updated, product(name="Original", stock=4), T1, created=True)
     assert entry is not None
     assert (entry.name, entry.available_quantity) == ("Renamed", 4)
+
+
+def test_the_stock_version_decides_even_when_two_changes_share_a_millisecond():
+    newer = domain.apply_stock(None, stock(2, version=5), T2)
+    assert newer is not None and newer.stock_version == 5
+    assert domain.apply_stock(newer, stock(3, version=4), T2) is None  # same instant, older version
+    assert domain.apply_stock(newer, stock(3, version=4), T3) is None  # a later clock can't win either
+    assert domain.apply_stock(newer, stock(2, version=5), T2) is None  # a repeat changes nothing
+    later = domain.apply_stock(newer, stock(1, version=6), T1)
+    assert later is not None and (later.available_quantity, later.stock_version) == (1, 6)
+
+
+def test_an_unversioned_stock_event_never_overrides_versioned_levels():
+    versioned = domain.apply_stock(None, stock(2, version=5), T1)
+    assert domain.apply_stock(versioned, stock(9), T3) is None
+    legacy = domain.apply_stock(None, stock(4), T1)
+    upgraded = domain.apply_stock(legacy, stock(3, version=1), T1)
+    assert upgraded is not None and upgraded.available_quantity == 3
 
 
 def test_older_stock_event_is_ignored_and_equal_time_applies():

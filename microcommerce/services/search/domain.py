@@ -39,6 +39,7 @@ class IndexEntry(msgspec.Struct, kw_only=True, frozen=True):
     deleted: bool = False
     product_at: str | None = None  # occurredAt of the last product event applied
     stock_at: str | None = None  # occurredAt of the last stock event applied
+    stock_version: int = 0  # inventory's version of the stock levels shown (0: none versioned yet)
     version: int = 0
 
     @property
@@ -83,12 +84,22 @@ def apply_product(entry: IndexEntry | None, product: ProductData, occurred_at: s
 
 
 def apply_stock(entry: IndexEntry | None, stock: StockChanged, occurred_at: str) -> IndexEntry | None:
-    """A STOCK_* event carries the levels after the change; before the product it makes a placeholder."""
+    """A STOCK_* event carries the levels after the change; before the product it makes a placeholder.
+
+    Inventory's version of the stock row decides which levels are newer: timestamps can't (two
+    changes in one millisecond carry the same occurredAt). Only events without a version (older
+    producers) fall back to the timestamp, and never over versioned levels.
+    """
     current = entry or IndexEntry(product_id=stock.productId)
-    if current.deleted or not is_fresh(occurred_at, current.stock_at):
+    if current.deleted:
+        return None
+    if stock.version > 0:
+        if stock.version <= current.stock_version:
+            return None
+    elif current.stock_version > 0 or not is_fresh(occurred_at, current.stock_at):
         return None
     return msgspec.structs.replace(current, available_quantity=stock.availableQuantity,
-                                   stock_at=occurred_at)
+                                   stock_at=occurred_at, stock_version=stock.version)
 
 
 def apply_delete(entry: IndexEntry | None, product_id: int, occurred_at: str) -> IndexEntry | None:
