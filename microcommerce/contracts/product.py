@@ -13,7 +13,9 @@ PRODUCT_DELETED = "PRODUCT_DELETED"
 
 
 class ProductData(msgspec.Struct, kw_only=True, frozen=True):
-    """PRODUCT_CREATED / PRODUCT_UPDATED. `stockQuantity` is the initial stock on creation."""
+    """PRODUCT_CREATED / PRODUCT_UPDATED. `stockQuantity` is the initial stock on creation.
+    `version` grows with every event of the product (1 at creation): a projection keeps the data
+    of the highest version it has seen (0: a producer that did not send one)."""
 
     id: int
     categoryId: int
@@ -25,6 +27,7 @@ class ProductData(msgspec.Struct, kw_only=True, frozen=True):
     images: list[str] = []
     createdBy: int | None = None
     categoryName: str = ""
+    version: int = 0
 
 
 class ProductDeleted(msgspec.Struct, kw_only=True, frozen=True):

@@ -227,8 +227,8 @@ async def test_only_the_creating_supplier_or_an_admin_edits(make_platform):
     # (stockQuantity is the inventory service's: see test_stock_source.py)
 
     updates = await events.wait_for(PRODUCT_UPDATED, 2)
-    assert [(u.data.price, u.data.stockQuantity, u.data.categoryName) for u in updates] == [
-        (9.99, 10, "Comics"), (8.5, 10, "Comics")]
+    assert [(u.data.price, u.data.stockQuantity, u.data.categoryName, u.data.version) for u in updates] == [
+        (9.99, 10, "Comics", 2), (8.5, 10, "Comics", 3)]  # version 1 was PRODUCT_CREATED
 
 
 async def test_bad_patches(make_platform):

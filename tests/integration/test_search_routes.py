@@ -33,9 +33,9 @@ def publish(platform, name: str, key: int, data, at: str | None = None) -> Event
 
 
 def product(pid: int, name: str, price: float, *, category: int = 1, stock: int = 5,
-            description: str = "") -> ProductData:
+            description: str = "", version: int = 0) -> ProductData:
     return ProductData(id=pid, categoryId=category, categoryName=f"Category {category}", name=name,
-                       description=description, price=price, stockQuantity=stock)
+                       description=description, price=price, stockQuantity=stock, version=version)
 
 
 def stock(pid: int, available: int, version: int = 0) -> StockChanged:
@@ -164,6 +164,16 @@ async def test_two_stock_changes_in_one_millisecond_converge_on_the_newer_versio
     assert (indexed.available_quantity, indexed.stock_version) == (1, 3)
     reply = await search(platform, q="same instant")
     assert reply.body["items"][0]["availableQuantity"] == 1
+
+
+async def test_two_product_updates_in_one_millisecond_converge_on_the_newer_version(make_platform):
+    platform = await make_platform(SERVICES)
+    publish(platform, PRODUCT_CREATED, 62, product(62, "Name v1", 1.00, version=1), at=T1)
+    publish(platform, PRODUCT_UPDATED, 62, product(62, "Name v3", 3.00, version=3), at=T2)
+    publish(platform, PRODUCT_UPDATED, 62, product(62, "Name v2", 2.00, version=2), at=T2)  # late, older
+    await drain(platform, 62)
+    indexed = await entry(platform, 62)
+    assert (indexed.name, indexed.price_cents, indexed.product_version) == ("Name v3", 300, 3)
 
 
 async def test_out_of_order_events_converge(make_platform):

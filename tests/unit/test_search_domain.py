@@ -12,9 +12,9 @@ T2 = "2026-02-15T12:00:01.000Z"
 T3 = "2026-02-15T12:00:02.000Z"
 
 
-def product(name: str = "Desk Lamp", price: float = 19.99, stock: int = 5) -> ProductData:
+def product(name: str = "Desk Lamp", price: float = 19.99, stock: int = 5, version: int = 0) -> ProductData:
     return ProductData(id=7, categoryId=3, categoryName="Lighting", name=name,
-                       description="Warm LED light", price=price, stockQuantity=stock)
+                       description="Warm LED light", price=price, stockQuantity=stock, version=version)
 
 
 def stock(available: int, version: int = 0) -> StockChanged:
@@ -66,6 +66,15 @@ def test_the_stock_version_decides_even_when_two_changes_share_a_millisecond():
     assert domain.apply_stock(newer, stock(2, version=5), T2) is None  # a repeat changes nothing
     later = domain.apply_stock(newer, stock(1, version=6), T1)
     assert later is not None and (later.available_quantity, later.stock_version) == (1, 6)
+
+
+def test_the_product_version_decides_even_when_two_updates_share_a_millisecond():
+    created = domain.apply_product(None, product(version=1), T1, created=True)
+    renamed = domain.apply_product(created, product("Lamp v3", version=3), T2, created=False)
+    assert renamed is not None and (renamed.name, renamed.product_version) == ("Lamp v3", 3)
+    assert domain.apply_product(renamed, product("Lamp v2", version=2), T2, created=False) is None
+    assert domain.apply_product(renamed, product("Lamp v2", version=2), T3, created=False) is None
+    assert domain.apply_product(renamed, product("Unversioned"), T3, created=False) is None
 
 
 def test_an_unversioned_stock_event_never_overrides_versioned_levels():

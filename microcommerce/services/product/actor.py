@@ -27,12 +27,12 @@ from microcommerce.services.product.messages import (
 from microcommerce.storage import Executor, IntegrityError
 
 
-def product_event(view: ProductView) -> contract.ProductData:
+def product_event(view: ProductView, version: int) -> contract.ProductData:
     return contract.ProductData(
         id=view.id, categoryId=view.categoryId, name=view.name, description=view.description,
         price=view.price, currency=view.currency, stockQuantity=view.stockQuantity,
         images=[image.url for image in view.images], createdBy=view.createdBy,
-        categoryName=view.categoryName,
+        categoryName=view.categoryName, version=version,
     )
 
 
@@ -69,7 +69,7 @@ class ProductActor(ServiceActor):
                 created_by=cmd.created_by)
             await store.replace_images(tx, product_id, cmd.images)
             view = await self._view(tx, product_id)
-            await self.emit(tx, contract.PRODUCT_CREATED, product_id, product_event(view))
+            await self.emit(tx, contract.PRODUCT_CREATED, product_id, product_event(view, version=1))
         return view
 
     @handles(UpdateProduct)
@@ -92,7 +92,8 @@ class ProductActor(ServiceActor):
                 await store.replace_images(tx, cmd.id, cmd.images)
             view = await self._view(tx, cmd.id)
             if fields or cmd.images is not None:
-                await self.emit(tx, contract.PRODUCT_UPDATED, cmd.id, product_event(view))
+                version = await store.next_data_version(tx, cmd.id)
+                await self.emit(tx, contract.PRODUCT_UPDATED, cmd.id, product_event(view, version))
         return view
 
     async def _set_stock(self, product_id: int, total: int) -> inventory.StockChanged:

@@ -101,6 +101,14 @@ async def update_product(tx: Executor, product_id: int, fields: dict[str, Any]) 
                      *fields.values(), utc_now_iso(), product_id)
 
 
+async def next_data_version(tx: Executor, product_id: int) -> int:
+    """Count one more announced change of the product's data; its version for the event."""
+    await tx.execute("UPDATE products SET data_version = data_version + 1 WHERE id = ?", product_id)
+    row = await tx.fetch_one("SELECT data_version FROM products WHERE id = ?", product_id)
+    assert row is not None
+    return int(row["data_version"])
+
+
 async def project_stock(tx: Executor, product_id: int, total_quantity: int, version: int) -> bool:
     """Show inventory's units on hand, unless a newer version is shown already."""
     result = await tx.execute(

@@ -38,6 +38,7 @@ class IndexEntry(msgspec.Struct, kw_only=True, frozen=True):
     has_product: bool = False
     deleted: bool = False
     product_at: str | None = None  # occurredAt of the last product event applied
+    product_version: int = 0  # the product's data version shown (0: none versioned yet)
     stock_at: str | None = None  # occurredAt of the last stock event applied
     stock_version: int = 0  # inventory's version of the stock levels shown (0: none versioned yet)
     version: int = 0
@@ -50,6 +51,15 @@ class IndexEntry(msgspec.Struct, kw_only=True, frozen=True):
 def is_fresh(incoming_at: str, stored_at: str | None) -> bool:
     """An update applies unless it is older than what is stored (equal times apply: last wins)."""
     return stored_at is None or incoming_at >= stored_at
+
+
+def is_newer(version: int, shown_version: int, occurred_at: str, shown_at: str | None) -> bool:
+    """Should an event's data replace what is shown? The producer's version decides (timestamps
+    tie within a millisecond); an event without one (version 0) falls back to its timestamp,
+    and never replaces versioned data."""
+    if version > 0:
+        return version > shown_version
+    return shown_version == 0 and is_fresh(occurred_at, shown_at)
 
 
 def normalize_time(value: str) -> str:
@@ -71,12 +81,12 @@ def apply_product(entry: IndexEntry | None, product: ProductData, occurred_at: s
     if current.deleted:
         return None
     merged = current
-    if is_fresh(occurred_at, current.product_at):
+    if is_newer(product.version, current.product_version, occurred_at, current.product_at):
         merged = msgspec.structs.replace(
             merged, name=product.name, description=product.description or "",
             category_id=product.categoryId, category_name=product.categoryName,
             price_cents=to_cents(product.price), currency=product.currency,
-            has_product=True, product_at=occurred_at,
+            has_product=True, product_at=occurred_at, product_version=product.version,
         )
     if created and current.stock_at is None:
         merged = msgspec.structs.replace(merged, available_quantity=max(product.stockQuantity, 0))
@@ -91,12 +101,7 @@ def apply_stock(entry: IndexEntry | None, stock: StockChanged, occurred_at: str)
     producers) fall back to the timestamp, and never over versioned levels.
     """
     current = entry or IndexEntry(product_id=stock.productId)
-    if current.deleted:
-        return None
-    if stock.version > 0:
-        if stock.version <= current.stock_version:
-            return None
-    elif current.stock_version > 0 or not is_fresh(occurred_at, current.stock_at):
+    if current.deleted or not is_newer(stock.version, current.stock_version, occurred_at, current.stock_at):
         return None
     return msgspec.structs.replace(current, available_quantity=stock.availableQuantity,
                                    stock_at=occurred_at, stock_version=stock.version)

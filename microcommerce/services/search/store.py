@@ -12,7 +12,8 @@ from microcommerce.storage import Executor
 from microcommerce.storage.text_search import contains_any
 
 _COLUMNS = ("product_id, name, description, category_id, category_name, price_cents, currency, "
-            "available_quantity, has_product, deleted, product_at, stock_at, stock_version, version")
+            "available_quantity, has_product, deleted, product_at, stock_at, stock_version, product_version, "
+            "version")
 
 
 class StaleIndexEntry(Exception):
@@ -27,7 +28,7 @@ def to_entry(row: dict[str, Any]) -> IndexEntry:
         currency=row["currency"], available_quantity=int(row["available_quantity"]),
         has_product=bool(row["has_product"]), deleted=bool(row["deleted"]),
         product_at=row["product_at"], stock_at=row["stock_at"], stock_version=int(row["stock_version"]),
-        version=int(row["version"]),
+        product_version=int(row["product_version"]), version=int(row["version"]),
     )
 
 
@@ -50,20 +51,21 @@ async def save(tx: Executor, entry: IndexEntry, previous: IndexEntry | None) -> 
     """Insert or update `entry`, but only over the row version it was derived from."""
     values = (entry.name, entry.description, entry.category_id, entry.category_name,
               entry.price_cents, entry.currency, entry.available_quantity, int(entry.has_product),
-              int(entry.deleted), entry.product_at, entry.stock_at, entry.stock_version)
+              int(entry.deleted), entry.product_at, entry.stock_at, entry.stock_version, entry.product_version)
     if previous is None:
         result = await tx.execute(
             "INSERT OR IGNORE INTO search_products (name, description, category_id, category_name, "
             "price_cents, currency, available_quantity, has_product, deleted, product_at, stock_at, "
-            "stock_version, version, updated_at, product_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            "stock_version, product_version, version, updated_at, product_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
             *values, utc_now_iso(), entry.product_id,
         )
     else:
         result = await tx.execute(
             "UPDATE search_products SET name = ?, description = ?, category_id = ?, category_name = ?, "
             "price_cents = ?, currency = ?, available_quantity = ?, has_product = ?, deleted = ?, "
-            "product_at = ?, stock_at = ?, stock_version = ?, version = version + 1, updated_at = ? "
+            "product_at = ?, stock_at = ?, stock_version = ?, product_version = ?, version = version + 1, "
+            "updated_at = ? "
             "WHERE product_id = ? AND version = ?",
             *values, utc_now_iso(), entry.product_id, previous.version,
         )
