@@ -33,6 +33,9 @@ class Environment:
     #: True under the deterministic runner: no threads, no wall clock, CPU work inline.
     deterministic = False
 
+    def __init__(self, generator: random.Random) -> None:
+        self._random = generator
+
     def time(self) -> float:
         """Seconds since the epoch (timestamps, token expiry)."""
         raise NotImplementedError
@@ -44,7 +47,7 @@ class Environment:
     @property
     def random(self) -> random.Random:
         """A generator for draws that need not be secret (jitter, sampling)."""
-        raise NotImplementedError
+        return self._random
 
     def token_bytes(self, nbytes: int) -> bytes:
         raise NotImplementedError
@@ -71,7 +74,7 @@ class SystemEnvironment(Environment):
     """Wall clock and the OS's randomness: production, `dev`, `serve`, the threaded runtime."""
 
     def __init__(self) -> None:
-        self._random = random.Random()
+        super().__init__(random.Random())
         # Like the random module's own generator: a forked child must not repeat the parent's draws.
         if hasattr(os, "register_at_fork"):  # POSIX only
             os.register_at_fork(after_in_child=self._random.seed)
@@ -81,10 +84,6 @@ class SystemEnvironment(Environment):
 
     def monotonic(self) -> float:
         return time.monotonic()
-
-    @property
-    def random(self) -> random.Random:
-        return self._random
 
     def token_bytes(self, nbytes: int) -> bytes:
         return secrets.token_bytes(nbytes)
@@ -103,7 +102,7 @@ class SimulatedEnvironment(Environment):
     EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: every simulated run starts at the same instant
 
     def __init__(self, seed: int, clock: Callable[[], float]) -> None:
-        self._random = random.Random(f"environment-{seed}")
+        super().__init__(random.Random(f"environment-{seed}"))
         self._clock = clock
 
     def time(self) -> float:
@@ -111,10 +110,6 @@ class SimulatedEnvironment(Environment):
 
     def monotonic(self) -> float:
         return self._clock()
-
-    @property
-    def random(self) -> random.Random:
-        return self._random
 
     def token_bytes(self, nbytes: int) -> bytes:
         return self._random.getrandbits(nbytes * 8).to_bytes(nbytes, "big")

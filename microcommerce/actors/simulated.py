@@ -213,7 +213,8 @@ class SimulatedRuntime(Runtime):
     async def _handle_next(self, ref: SimulatedRef) -> None:
         message = ref.mailbox.popleft()
         actor = ref.actor
-        self.trace("deliver", {"to": ref.name, "message": describe(message)})
+        if self._trace is not None:  # describing every message costs; only a traced run wants it
+            self._trace("deliver", {"to": ref.name, "message": describe(message)})
         try:
             if isinstance(message, _Start):
                 await actor.started()

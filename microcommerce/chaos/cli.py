@@ -128,10 +128,7 @@ def cmd_chaos(args: argparse.Namespace) -> None:
                 base = Path(args.out or "chaos-out")
                 out = base / f"seed-{seed}" if args.seeds else base
                 verdicts[seed] = run_one(config, out)
-    except Divergence as exc:
-        print(f"microcommerce: chaos: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except (HarnessError, ValueError) as exc:
+    except (Divergence, HarnessError, ValueError) as exc:
         print(f"microcommerce: chaos: {exc}", file=sys.stderr)
         sys.exit(2)
     if args.seeds:

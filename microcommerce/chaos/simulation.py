@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,9 +78,6 @@ def simulate(config: RunConfig, *, progress: Callable[[str], None] | None = prin
              plan_factory: Callable[[RunConfig], FaultPlan] | None = None,
              expected_trace: list[str] | None = None) -> RunResult:
     """Run `config` under the deterministic runner (call it where no event loop is running)."""
-    if os.environ.get("PYTHONHASHSEED") != "0" and progress is not None:
-        progress("note: PYTHONHASHSEED is not 0; runs in this process repeat each other, but a "
-                 "replay in another process may not (`microcommerce chaos --deterministic` sets it)")
     loop = VirtualTimeLoop()
     trace = Trace(loop.time, expected_trace)
     runtime = SimulatedRuntime(config.seed, trace.step)
