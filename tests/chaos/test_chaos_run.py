@@ -233,7 +233,8 @@ def test_events_published_before_their_commit_are_caught(monkeypatch: pytest.Mon
         return envelope
 
     monkeypatch.setattr(ServiceActor, "emit", emit_before_commit)
-    result = run(seed=13, families=("db",), rates={"db": 0.2}, runner=runner)
+    # A high rate so even a slow machine sees transactions roll back after they emitted.
+    result = run(seed=13, duration=4.0, families=("db",), rates={"db": 0.4}, runner=runner)
     exactly_once = result.checkers["exactly-once"]
     assert exactly_once["valid"] is False, result.checkers
     assert "applied but never committed" in exactly_once["counterexample"]
