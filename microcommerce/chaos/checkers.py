@@ -155,6 +155,82 @@ def _charged_twice(payments: list[dict[str, Any]], charges: list[LedgerCharge],
             for oid, taken in sorted(captured.items()) if len(taken) > 1]
 
 
+# -- 2b. order lifecycle -------------------------------------------------------------------------
+# The order status machine as the API promises it (admin transitions, the owner's cancel of a
+# pending order, expiry, refunds), written out here rather than imported so a wrong rule in the
+# service cannot vouch for itself.
+LIFECYCLE = {("", "pending"), ("pending", "paid"), ("pending", "cancelled"), ("paid", "shipped"),
+             ("paid", "cancelled"), ("shipped", "delivered"), ("shipped", "refunded"), ("delivered", "refunded")}
+ORDER_EVENT_STATUS = {order_events.ORDER_CREATED: "pending", order_events.ORDER_PAID: "paid",
+                      order_events.ORDER_SHIPPED: "shipped", order_events.ORDER_DELIVERED: "delivered",
+                      order_events.ORDER_CANCELLED: "cancelled", order_events.ORDER_REFUNDED: "refunded"}
+
+
+def check_lifecycle(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]:
+    """Every order's committed ORDER_* events form one legal path from "" to its stored status,
+    each announcing the change it made; its total is the sum of its lines; an owner's cancel that
+    was answered 2xx cancelled a pending order."""
+    changes: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for event in outbox_events(snapshot):
+        if event["service"] == "order" and event["eventType"] in ORDER_EVENT_STATUS:
+            changes[int(event["data"]["id"])].append(event)
+    lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for line in _rows(snapshot, "order", "order_items"):
+        lines[int(line["order_id"])].append(line)
+    problems: list[Any] = []
+    orders = {int(o["id"]): o for o in _rows(snapshot, "order", "orders")}
+    for oid, order in sorted(orders.items()):
+        path = [(e["data"].get("previousStatus", ""), e["data"]["status"]) for e in changes.get(oid, [])]
+        where = {"order": oid, "status": order["status"], "path": path,
+                 "events": [e["eventId"] for e in changes.get(oid, [])]}
+        wrong = _path_problem(order["status"], changes.get(oid, []))
+        if wrong:
+            problems.append({**where, "problem": wrong})
+        total = int(order["total_cents"])
+        summed = sum(int(li["line_total_cents"]) for li in lines.get(oid, []))
+        bad_line = next((li for li in lines.get(oid, [])
+                         if int(li["unit_price_cents"]) * int(li["quantity"]) != int(li["line_total_cents"])), None)
+        if bad_line is not None:
+            problems.append({**where, "problem": "a line total is not its unit price times its quantity",
+                             "line": {k: bad_line[k] for k in ("product_id", "quantity", "unit_price_cents",
+                                                               "line_total_cents")}})
+        elif lines.get(oid) and summed != total:
+            problems.append({**where, "problem": f"total {total} cents but its lines sum to {summed}"})
+        announced = {round(float(e["data"]["totalAmount"]) * 100) for e in changes.get(oid, [])}
+        if announced - {total}:
+            problems.append({**where, "problem": f"events announce totals {sorted(announced)}, stored {total}"})
+    for op in history:
+        if op["op"] == "cancel" and op["type"] == "ok":
+            oid = int(op["args"]["orderId"])
+            cancels = [e for e in changes.get(oid, []) if e["data"]["status"] == "cancelled"]
+            if not cancels or cancels[0]["data"].get("previousStatus") != "pending":
+                problems.append({"order": oid, "op": op["index"], "process": op["process"],
+                                 "problem": "the owner's cancel was acknowledged but no pending order was cancelled",
+                                 "path": [(e["data"].get("previousStatus", ""), e["data"]["status"])
+                                          for e in changes.get(oid, [])]})
+    return verdict(problems)
+
+
+def _path_problem(stored: str, events: list[dict[str, Any]]) -> str | None:
+    """What is wrong with one order's announced changes, or None."""
+    status = ""
+    for event in events:
+        data = event["data"]
+        before, after = data.get("previousStatus", ""), data["status"]
+        if ORDER_EVENT_STATUS[event["eventType"]] != after:
+            return f"{event['eventType']} announces status {after}"
+        if before != status:
+            return f"{event['eventType']} says it left {before or 'nothing'}, the order was {status or 'new'}"
+        if (before, after) not in LIFECYCLE:
+            return f"illegal change {before or 'new'} -> {after}"
+        status = after
+    if stored in ("reserving", "failed"):  # internal: never announced
+        return f"internal status {stored} but announced as {status}" if status else None
+    if stored != status:
+        return f"stored {stored} but its events end at {status or 'nothing'}"
+    return None
+
+
 # -- 3. acknowledged writes ----------------------------------------------------------------------
 def check_acknowledged(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]:
     users = {int(u["id"]): u for u in _rows(snapshot, "user", "users")}
@@ -229,7 +305,7 @@ def outbox_events(snapshot: Snapshot) -> list[dict[str, Any]]:
     for service, tables in snapshot.items():
         if not isinstance(tables, dict):
             continue
-        for row in tables.get("outbox", []):
+        for row in sorted(tables.get("outbox", []), key=lambda r: int(r["id"])):  # commit order per key
             envelope = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
             events.append({"service": service, "eventId": envelope["eventId"], "eventType": envelope["eventType"],
                            "data": envelope.get("data")})
@@ -367,6 +443,7 @@ def _not_applied(snapshot: Snapshot) -> list[dict[str, Any]]:
 CHECKERS: dict[str, Checker] = {
     "stock": check_stock,
     "payments": check_payments,
+    "lifecycle": check_lifecycle,
     "acknowledged-writes": check_acknowledged,
     "projections": check_projections,
     "exactly-once": check_exactly_once,

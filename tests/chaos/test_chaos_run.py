@@ -24,6 +24,9 @@ from microcommerce.contracts.payment import PAYMENT_CREATED
 from microcommerce.errors import Conflict, UpstreamTimeout
 from microcommerce.services.inventory import store as inventory_store
 from microcommerce.services.notification.actor import NotificationActor
+from microcommerce.services.order import domain as order_domain
+from microcommerce.services.order.actor import OrderActor
+from microcommerce.services.order.messages import CancelOrder, OrderView
 from microcommerce.services.payment import domain as payment_domain
 from microcommerce.services.payment import store as payment_store
 from microcommerce.services.payment.actor import PaymentActor
@@ -57,7 +60,8 @@ def test_a_short_run_without_faults_is_valid_and_writes_its_files(tmp_path: Path
     write_outputs(result, tmp_path)
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["valid"] is True and doc["seed"] == 11
-    assert set(doc["checkers"]) == {"stock", "payments", "acknowledged-writes", "projections", "exactly-once"}
+    assert set(doc["checkers"]) == {"stock", "payments", "lifecycle", "acknowledged-writes", "projections",
+                                   "exactly-once"}
     assert all(set(c) == {"valid", "counterexample"} for c in doc["checkers"].values())
     assert isinstance(doc["faults"], dict) and set(doc["ops"]) >= {"ok", "fail", "info"}
     lines = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
@@ -201,6 +205,40 @@ def test_a_charge_without_its_duplicate_guard_is_caught(monkeypatch: pytest.Monk
     example = payments["counterexample"]
     assert isinstance(example["order"], int) and "captured 2 times" in example["problem"]
     assert len(example["charges"]) == 2 and len({p["id"] for p in example["payments"]}) == 2
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_an_owner_cancelling_a_paid_order_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+    """Owners may cancel only pending orders. A handler that cancels from whatever status it
+    read is refunded correctly, so only the order's lifecycle shows it."""
+    async def cancel_from_any_status(self: OrderActor, cmd: CancelOrder) -> OrderView:
+        row = await self.db.fetch_one("SELECT user_id, status FROM orders WHERE id = ?", cmd.order_id)
+        if row is None or row["status"] not in ("pending", "paid"):
+            raise Conflict(f"Order {cmd.order_id} can no longer be cancelled")
+        async with self.db.transaction() as tx:
+            view = await self._move(tx, cmd.order_id, row["status"], "cancelled", reason="cancelled by user")
+        if view is None:
+            raise Conflict(f"Order {cmd.order_id} changed meanwhile; reload it and retry")
+        await self._release_stock(cmd.order_id, "cancelled")
+        return view
+
+    monkeypatch.setattr(OrderActor, "cancel_order", cancel_from_any_status)
+    result = run(seed=17, runner=runner)
+    lifecycle = result.checkers["lifecycle"]
+    assert lifecycle["valid"] is False, result.checkers
+    example = lifecycle["counterexample"]
+    assert isinstance(example["order"], int) and example["path"][-1] == ("paid", "cancelled")
+    assert "owner's cancel" in example["problem"]
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_an_order_total_that_ignores_quantities_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+    monkeypatch.setattr(order_domain, "total_cents", lambda lines: sum(line.unit_price_cents for line in lines))
+    result = run(seed=18, runner=runner)
+    lifecycle = result.checkers["lifecycle"]
+    assert lifecycle["valid"] is False, result.checkers
+    assert "its lines sum to" in lifecycle["counterexample"]["problem"]
+    assert isinstance(lifecycle["counterexample"]["order"], int)
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from microcommerce.chaos.checkers import (
     check_acknowledged,
     check_exactly_once,
+    check_lifecycle,
     check_payments,
     check_projections,
     overall,
@@ -69,8 +70,8 @@ def test_a_declined_charge_retried_with_another_card_is_one_capture() -> None:
     assert check_payments([], snapshot)["valid"] is True
 
 
-def _outbox_row(event_id: str, event_type: str) -> dict:
-    return {"payload": {"eventId": event_id, "eventType": event_type, "data": {}}}
+def _outbox_row(event_id: str, event_type: str, data: dict | None = None, row_id: int = 1) -> dict:
+    return {"id": row_id, "payload": {"eventId": event_id, "eventType": event_type, "data": data or {}}}
 
 
 def test_a_committed_event_a_consumer_group_never_recorded_is_named() -> None:
@@ -86,3 +87,51 @@ def test_a_committed_event_a_consumer_group_never_recorded_is_named() -> None:
     assert check_exactly_once([], snapshot)["valid"] is True
     snapshot["inventory"]["inbox"].clear()
     assert check_exactly_once([], {**snapshot, "healed": False})["valid"] == "unknown"
+
+
+def _order_events(*changes: tuple[str, str, str]) -> list[dict]:
+    """(event type, previous status, status) for order 9, in commit order."""
+    return [_outbox_row(f"o{n}", kind, {"id": 9, "previousStatus": before, "status": after, "totalAmount": 12.0},
+                        row_id=n) for n, (kind, before, after) in enumerate(changes, start=1)]
+
+
+def _order_snapshot(status: str, events: list[dict], lines: list[tuple[int, int, int]] = ((2, 600, 1200),)) -> dict:
+    items = [{"order_id": 9, "product_id": n, "quantity": q, "unit_price_cents": unit, "line_total_cents": total}
+             for n, (q, unit, total) in enumerate(lines)]
+    return {"order": {"orders": [{"id": 9, "user_id": 1, "status": status, "total_cents": 1200}],
+                      "order_items": items, "outbox": events}}
+
+
+def test_an_order_whose_events_follow_the_status_machine_is_valid() -> None:
+    events = _order_events(("ORDER_CREATED", "", "pending"), ("ORDER_PAID", "pending", "paid"),
+                           ("ORDER_SHIPPED", "paid", "shipped"), ("ORDER_REFUNDED", "shipped", "refunded"))
+    assert check_lifecycle([], _order_snapshot("refunded", events))["valid"] is True
+    assert check_lifecycle([], _order_snapshot("failed", []))["valid"] is True  # internal, never announced
+
+
+def test_an_illegal_skipped_or_unannounced_change_is_named() -> None:
+    shipped_unpaid = _order_events(("ORDER_CREATED", "", "pending"), ("ORDER_SHIPPED", "pending", "shipped"))
+    verdict = check_lifecycle([], _order_snapshot("shipped", shipped_unpaid))
+    assert verdict["valid"] is False and "pending -> shipped" in verdict["counterexample"]["problem"]
+    assert verdict["counterexample"]["events"] == ["o1", "o2"]
+    lost_paid = _order_events(("ORDER_CREATED", "", "pending"), ("ORDER_SHIPPED", "paid", "shipped"))
+    assert "the order was pending" in check_lifecycle([], _order_snapshot("shipped", lost_paid))["counterexample"]["problem"]
+    silent = _order_events(("ORDER_CREATED", "", "pending"))
+    assert "stored paid" in check_lifecycle([], _order_snapshot("paid", silent))["counterexample"]["problem"]
+
+
+def test_a_total_that_is_not_the_sum_of_its_lines_is_named() -> None:
+    created = _order_events(("ORDER_CREATED", "", "pending"))
+    verdict = check_lifecycle([], _order_snapshot("pending", created, lines=[(2, 600, 600)]))
+    assert verdict["valid"] is False and verdict["counterexample"]["line"]["quantity"] == 2
+    verdict = check_lifecycle([], _order_snapshot("pending", created, lines=[(1, 600, 600), (1, 500, 500)]))
+    assert "lines sum to 1100" in verdict["counterexample"]["problem"]
+
+
+def test_an_acknowledged_owner_cancel_of_a_paid_order_is_named() -> None:
+    events = _order_events(("ORDER_CREATED", "", "pending"), ("ORDER_PAID", "pending", "paid"),
+                           ("ORDER_CANCELLED", "paid", "cancelled"))
+    snapshot = _order_snapshot("cancelled", events)
+    assert check_lifecycle([], snapshot)["valid"] is True  # an admin may cancel a paid order
+    verdict = check_lifecycle([_ok(4, "cancel", {}, orderId=9)], snapshot)
+    assert verdict["valid"] is False and verdict["counterexample"]["op"] == 4
