@@ -63,13 +63,20 @@ def _seed_range(value: str) -> range:
     return range(int(match[1]), int(match[2]) + 1)
 
 
+MAX_DURATION_S = 7 * 24 * 3600.0  # a week of workload: longer soaks are several runs
+MAX_SHOPPERS = 1000
+MAX_THINK_S = 3600.0
+
+
 def _check(args: argparse.Namespace) -> None:
-    if args.duration <= 0:
-        raise ValueError("--duration: must be positive")
-    if args.think is not None and args.think < 0:
-        raise ValueError("--think: must be 0 or more")
-    if args.shoppers < 1:
-        raise ValueError("--shoppers: at least 1")
+    if not 0 < args.duration <= MAX_DURATION_S:  # also refuses nan
+        raise ValueError(f"--duration: must be more than 0 and at most {MAX_DURATION_S:g} seconds")
+    if args.think is not None and not 0 <= args.think <= MAX_THINK_S:
+        raise ValueError(f"--think: must be from 0 to {MAX_THINK_S:g} seconds")
+    if not 1 <= args.shoppers <= MAX_SHOPPERS:
+        raise ValueError(f"--shoppers: from 1 to {MAX_SHOPPERS}")
+    if args.seed < 0:
+        raise ValueError("--seed: must be 0 or more")
     if args.db and "{service}" not in args.db:
         raise ValueError("--db: the URL must contain {service} (one database per service)")
 

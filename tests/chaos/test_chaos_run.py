@@ -249,7 +249,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_cli_help_bad_flags_and_exit_code(tmp_path: Path) -> None:
     assert "--seeds A-B" in _cli("--help", cwd=tmp_path).stdout
-    for bad in (["--faults", "bogus"], ["--seeds", "5-2"], ["--duration", "0"], ["--nope"]):
+    for bad in (["--faults", "bogus"], ["--seeds", "5-2"], ["--duration", "0"], ["--duration", "nan"], ["--nope"],
+                ["--shoppers", "5000"], ["--seed", "-1"], ["--think", "inf"]):
         done = _cli(*bad, cwd=tmp_path)
         assert done.returncode == 2, (bad, done)
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
