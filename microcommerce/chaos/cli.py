@@ -63,12 +63,9 @@ def _seed_range(value: str) -> range:
     return range(int(match[1]), int(match[2]) + 1)
 
 
-MAX_DURATION_S = 7 * 24 * 3600.0  # a week of workload: longer soaks are several runs
-MAX_SHOPPERS = 1000
-MAX_THINK_S = 3600.0
-
-
 def _check(args: argparse.Namespace) -> None:
+    from microcommerce.chaos.runner import MAX_DURATION_S, MAX_SHOPPERS, MAX_THINK_S
+
     if not 0 < args.duration <= MAX_DURATION_S:  # also refuses nan
         raise ValueError(f"--duration: must be more than 0 and at most {MAX_DURATION_S:g} seconds")
     if args.think is not None and not 0 <= args.think <= MAX_THINK_S:

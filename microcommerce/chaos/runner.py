@@ -49,6 +49,12 @@ SIMULATED_THINK_S = 4.0
 SIMULATED_PROGRESS_S = 10.0  # a progress line per 10 simulated seconds: a run is minutes long
 
 
+# The ranges of a run's settings (the CLI and --replay refuse anything outside them).
+MAX_DURATION_S = 7 * 24 * 3600.0  # a week of workload: longer soaks are several runs
+MAX_SHOPPERS = 1000
+MAX_THINK_S = 3600.0
+
+
 @dataclass
 class RunConfig:
     seed: int

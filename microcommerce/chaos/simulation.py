@@ -13,14 +13,39 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from microcommerce import environment
 from microcommerce.actors.simulated import SimulatedRuntime, VirtualTimeLoop, deterministic_gc
-from microcommerce.chaos.faults import FaultPlan, Injected
-from microcommerce.chaos.runner import RunConfig, RunResult, run_chaos
+from microcommerce.chaos.faults import FAMILIES, FaultPlan, Injected
+from microcommerce.chaos.runner import (
+    MAX_DURATION_S,
+    MAX_SHOPPERS,
+    MAX_THINK_S,
+    RunConfig,
+    RunResult,
+    run_chaos,
+)
 
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+class RecordedConfig(msgspec.Struct):
+    """The configuration a run wrote into its results.json, read back by `--replay`."""
+
+    seed: Annotated[int, msgspec.Meta(ge=0)]
+    duration: Annotated[float, msgspec.Meta(gt=0, le=MAX_DURATION_S)]
+    shoppers: Annotated[int, msgspec.Meta(ge=1, le=MAX_SHOPPERS)]
+    faults: list[Literal[FAMILIES]]
+    swarm: bool
+    deterministic: bool
+    think: Annotated[float, msgspec.Meta(ge=0, le=MAX_THINK_S)]
+
+
+class RecordedResults(msgspec.Struct):
+    config: RecordedConfig | None = None
 
 
 class Divergence(Exception):
@@ -102,13 +127,15 @@ def read_trace(run_dir: Path) -> tuple[RunConfig, list[str]]:
     if not results.is_file() or not trace.is_file():
         raise ValueError(f"--replay: {run_dir} has no results.json and trace.jsonl of a "
                          "deterministic run (`microcommerce chaos --deterministic --out DIR`)")
-    recorded = json.loads(results.read_text()).get("config") or {}
-    if not recorded.get("deterministic"):
+    try:
+        recorded = msgspec.json.decode(results.read_bytes(), type=RecordedResults).config
+    except msgspec.DecodeError as err:  # ValidationError included: a field out of its range
+        raise ValueError(f"--replay: {results} is not the results of a chaos run ({err})") from None
+    if recorded is None or not recorded.deterministic:
         raise ValueError(f"--replay: {run_dir} holds a threaded run; only --deterministic runs replay")
-    config = RunConfig(seed=int(recorded["seed"]), duration=float(recorded["duration"]),
-                       shoppers=int(recorded["shoppers"]), families=tuple(recorded["faults"]),
-                       swarm=bool(recorded["swarm"]), deterministic=True,
-                       think_s=float(recorded["think"]))
+    config = RunConfig(seed=recorded.seed, duration=recorded.duration, shoppers=recorded.shoppers,
+                       families=tuple(recorded.faults), swarm=recorded.swarm, deterministic=True,
+                       think_s=recorded.think)
     return config, trace.read_text().splitlines()
 
 

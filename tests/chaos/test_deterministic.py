@@ -4,6 +4,7 @@ seed replays to the same counterexample; a replay stops at the first divergence.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -128,6 +129,17 @@ def test_the_cli_refuses_what_the_deterministic_runner_cannot_do(tmp_path: Path)
     missing = chaos_cli("--replay", "nowhere", cwd=tmp_path)
     assert missing.returncode == 2 and "has no results.json and trace.jsonl" in missing.stderr
     assert "Traceback" not in with_db.stderr + missing.stderr
+    recorded = tmp_path / "recorded"
+    recorded.mkdir()
+    (recorded / "trace.jsonl").write_text("{}\n")
+    config = {"seed": 1, "duration": 5, "shoppers": 2, "faults": ["drop"], "swarm": False, "deterministic": True,
+              "think": 1.0}
+    for broken in ("{not json", json.dumps({"config": {**config, "duration": -5}}),
+                   json.dumps({"config": {**config, "faults": ["meteor"]}})):
+        (recorded / "results.json").write_text(broken)
+        refused = chaos_cli("--replay", "recorded", cwd=tmp_path)
+        assert refused.returncode == 2 and "is not the results of a chaos run" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_the_run_does_not_depend_on_the_process_hash_seed(tmp_path: Path) -> None:
