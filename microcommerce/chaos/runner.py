@@ -46,6 +46,9 @@ MESSAGING_TABLES = ["outbox", "dead_letters", "inbox"]
 _RUN_NUMBERS = itertools.count(1)
 THREADED_THINK_S = 0.03
 SIMULATED_THINK_S = 4.0
+# Reservation TTLs: a few shopper steps, so orders left unpaid lapse while the run goes on.
+THREADED_RESERVATION_TTL_S = 2
+SIMULATED_RESERVATION_TTL_S = 5
 SIMULATED_PROGRESS_S = 10.0  # a progress line per 10 simulated seconds: a run is minutes long
 
 
@@ -118,10 +121,14 @@ def chaos_settings(config: RunConfig) -> Settings:
         "max_pending_orders_per_user": 1000, "workers": 2,
         "provider_ledger_url": f"sqlite://memory/chaos-providers-{run_id}",
     }
+    # Reservations lapse within a run, so expiry races payments, cancellations and shipping
+    # (with the default 15 minutes no short run would ever see a reservation expire).
+    flags["reservation_ttl_s"] = THREADED_RESERVATION_TTL_S
     if config.deterministic:
         # Simulated time is free but each poll is real work: the relays wake on every commit
         # anyway, so their safety-net poll (redeliveries, redrives) can be a calm second.
         flags["outbox_poll_ms"] = 1000
+        flags["reservation_ttl_s"] = SIMULATED_RESERVATION_TTL_S
     else:  # the simulation opens no sockets
         flags["ports"] = dict(zip(services, free_ports(len(services)), strict=True))
     if config.db_url:

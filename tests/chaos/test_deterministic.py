@@ -15,6 +15,7 @@ from microcommerce.chaos.faults import FAMILIES
 from microcommerce.chaos.runner import RunConfig, RunResult, write_outputs
 from microcommerce.chaos.simulation import Divergence, simulate
 from microcommerce.services.inventory import store as inventory_store
+from microcommerce.services.order import domain as order_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = ("history.jsonl", "faults.jsonl", "trace.jsonl", "results.json")
@@ -84,6 +85,21 @@ def test_a_planted_bug_is_caught_and_its_seed_replays_to_the_same_counterexample
     trace = (tmp_path / "bug" / "trace.jsonl").read_text().splitlines()
     replayed = simulate(cfg, progress=None, expected_trace=trace)  # raises at a divergence
     assert replayed.checkers["stock"]["counterexample"] == stock["counterexample"]
+
+
+def test_a_payment_racing_its_reservation_lapse_leaves_no_paid_order_without_stock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression of a bug this runner found (docs/chaos.md, "Bugs the harness found"): an order
+    paid after inventory's sweep took its units back, before ORDER_PAID pinned them, stayed paid
+    with no stock. The lapse now cancels (and so refunds) it. Seed 22 showed it."""
+    cfg = config(22, duration=120.0, shoppers=8, think_s=0.03)
+    fixed = simulate(cfg, progress=None)
+    assert fixed.valid is True, fixed.checkers
+    monkeypatch.setattr(order_domain, "LAPSE_CANCELS", (order_domain.PENDING,))  # the code before the fix
+    broken = simulate(cfg, progress=None)
+    assert broken.checkers["stock"]["valid"] is False, broken.checkers
+    assert broken.checkers["stock"]["counterexample"]["problem"] == "paid without its stock held"
+    assert broken.checkers["stock"]["counterexample"]["reservations"] == ["expired"]
 
 
 def test_a_replay_stops_at_the_first_step_that_differs(tmp_path: Path) -> None:

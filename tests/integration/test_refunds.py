@@ -12,7 +12,7 @@ from mc_testkit import eventually
 from test_order_routes import OrderSpy, Shop
 from test_payment_routes import charge, order_payments
 
-from microcommerce.contracts.events import new_event
+from microcommerce.contracts.events import ORDER_EVENTS, new_event
 from microcommerce.contracts.payment import PAYMENT_REFUNDED, PaymentData
 
 SHOP = ["gateway", "user", "cart", "product", "inventory", "order", "payment"]
@@ -123,3 +123,23 @@ async def test_a_redelivered_refund_changes_nothing_twice(make_platform):
 
 async def _async(value):
     return value
+
+
+async def test_a_payment_that_lands_after_the_reservation_lapsed_is_cancelled_and_refunded(make_platform):
+    """The race the chaos harness found: the order is paid, but inventory's sweep takes the units
+    back before ORDER_PAID pins them (here inventory never hears ORDER_PAID, so the 1 s TTL
+    always wins). A paid order without stock must not stay paid: it is cancelled and refunded."""
+    shop = await Shop.open(make_platform, SHOP, reservation_ttl_s=1, reservation_sweep_interval_ms=100)
+    shop.platform.node.bus.subscribe(ORDER_EVENTS, "inventory", lambda *delivery: None)
+    lamp = await shop.product(stock=5)
+    order, _, payment = await paid_order(shop, lamp, 2)
+
+    cancelled = await until_status(shop, order["id"], "cancelled")
+    assert cancelled["cancelReason"] == "reservation expired"
+
+    async def refunded():
+        return [p["status"] for p in await order_payments(shop.platform, order["id"])] == ["refunded"]
+
+    await eventually(refunded)
+    assert await shop.levels(lamp) == (5, 0, 5, 0)  # the units went back once, with the lapse
+    await assert_payment_invariant(shop, order["id"])

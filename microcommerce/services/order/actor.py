@@ -251,8 +251,14 @@ class OrderActor(ServiceActor):
 
     @on_event(STOCK_RELEASED)
     async def stock_released(self, tx: Executor, data: StockChanged, envelope: EventEnvelope) -> None:
+        """A lapsed reservation cancels its order. Usually the order is pending (never paid in
+        time). It can also be paid: the payment landed after inventory's sweep took the units
+        back but before ORDER_PAID pinned them. That order has no stock left, so it is cancelled
+        too, and ORDER_CANCELLED from paid refunds it."""
         if data.reason == "expired" and data.orderId is not None:
-            await self._move(tx, data.orderId, PENDING, CANCELLED, reason=domain.EXPIRED_REASON)
+            for status in domain.LAPSE_CANCELS:
+                if await self._move(tx, data.orderId, status, CANCELLED, reason=domain.EXPIRED_REASON):
+                    return
 
     @on_event(user_events.USER_CREATED, user_events.USER_UPDATED)
     async def user_changed(self, tx: Executor, data: user_events.UserData, envelope: EventEnvelope) -> None:

@@ -25,6 +25,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 # inventory's expiry sweep (and its STOCK_RELEASED "expired" event) a few turns to do it first.
 MIN_EXPIRY_GRACE_S = 1.0
 EXPIRY_GRACE_SWEEPS = 3
+# Statuses an order is cancelled from when inventory reports its reservation lapsed: a paid
+# order whose units were taken back before ORDER_PAID pinned them cannot ship (it is refunded).
+LAPSE_CANCELS = (PENDING, PAID)
 USER_CANCEL_REASON = "cancelled by user"
 ADMIN_CANCEL_REASON = "cancelled by admin"
 EXPIRED_REASON = "reservation expired"
