@@ -8,6 +8,7 @@ from microcommerce.chaos.checkers import (
     check_lifecycle,
     check_payments,
     check_projections,
+    check_stock,
     overall,
 )
 
@@ -135,3 +136,40 @@ def test_an_acknowledged_owner_cancel_of_a_paid_order_is_named() -> None:
     assert check_lifecycle([], snapshot)["valid"] is True  # an admin may cancel a paid order
     verdict = check_lifecycle([_ok(4, "cancel", {}, orderId=9)], snapshot)
     assert verdict["valid"] is False and verdict["counterexample"]["op"] == 4
+
+
+def _stock_event(n: int, kind: str, total: int, reserved: int, sold: int, quantity: int) -> dict:
+    data = {"productId": 3, "totalQuantity": total, "reservedQuantity": reserved, "availableQuantity": total - reserved,
+            "soldQuantity": sold, "quantity": quantity, "version": n}
+    return _outbox_row(f"s{n}", kind, data, row_id=n)
+
+
+def _stock_snapshot(total: int, sold: int, version: int) -> dict:
+    """Product 3: 4 units put in, 2 reserved by order 9, then sold when it shipped."""
+    events = [_stock_event(1, "STOCK_UPDATED", 4, 0, 0, 4), _stock_event(2, "STOCK_RESERVED", 4, 2, 0, 2),
+              _stock_event(3, "STOCK_CONFIRMED", 2, 0, 2, 2)]
+    return {"inventory": {"stock": [{"product_id": 3, "total_quantity": total, "reserved_quantity": 0,
+                                     "sold_quantity": sold, "version": version}],
+                          "reservations": [{"id": 1, "order_id": 9, "product_id": 3, "quantity": 2,
+                                            "status": "confirmed"}],
+                          "outbox": events}}
+
+
+def test_stock_sold_but_still_on_hand_or_changed_unannounced_is_named() -> None:
+    assert check_stock([], _stock_snapshot(total=2, sold=2, version=3))["valid"] is True
+    kept_on_hand = check_stock([], _stock_snapshot(total=4, sold=2, version=3))
+    assert kept_on_hand["valid"] is False and kept_on_hand["counterexample"]["product"] == 3
+    assert "on hand + sold is 6 but 4 units" in kept_on_hand["counterexample"]["problem"]
+    unannounced = check_stock([], _stock_snapshot(total=2, sold=2, version=4))["counterexample"]
+    assert unannounced["event"] == "s3" and unannounced["row"]["version"] == 4
+
+
+def test_a_unit_price_the_product_never_had_is_named() -> None:
+    snapshot = _order_snapshot("pending", _order_events(("ORDER_CREATED", "", "pending")))  # 2 x 600 of product 0
+    snapshot["product"] = {"products": [{"id": 0, "price_cents": 500}],
+                           "outbox": [_outbox_row("p1", "PRODUCT_CREATED", {"id": 0, "price": 6.0})]}
+    assert check_lifecycle([], snapshot)["valid"] is True  # 6.00 then, 5.00 now
+    snapshot["product"]["outbox"].clear()
+    verdict = check_lifecycle([], snapshot)
+    assert verdict["valid"] is False and verdict["counterexample"]["order"] == 9
+    assert verdict["counterexample"]["line"]["unit_price_cents"] == 600 and verdict["counterexample"]["prices"] == [500]
