@@ -443,8 +443,36 @@ def check_projections(history: list[Completion], snapshot: Snapshot) -> dict[str
                                      "eventType": event["eventType"], "channel": channel,
                                      "problem": "no notification"})
                     break
+    misaddressed = _misaddressed_notifications(snapshot, tuple(channels))
+    if misaddressed:  # wrong, not late: invalid whether or not the system had healed
+        return verdict(misaddressed + problems)
     healed = snapshot.get("healed", True)
     return verdict(problems, unknown_reason=None if healed else "the system had not healed when read")
+
+
+def _misaddressed_notifications(snapshot: Snapshot, channels: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Notifications that are not what their source event asks for: each goes to the user the
+    event is about (data.userId; a USER_* event is about data.id), has the event's type, and
+    uses a channel that event type goes by."""
+    events = {e["eventId"]: e for e in outbox_events(snapshot)}
+    problems = []
+    for note in _rows(snapshot, "notification", "notifications"):
+        event = events.get(note["source_event_id"])
+        if event is None:
+            continue  # an effect of an uncommitted event: exactly-once names it
+        kind, data = event["eventType"], event["data"] if isinstance(event["data"], dict) else {}
+        about = data.get("id") if kind.startswith("USER_") else data.get("userId")
+        wrong = None
+        if about is not None and int(note["user_id"]) != int(about):
+            wrong = f"sent to user {note['user_id']}, the event is about user {about}"
+        elif note["type"] != kind:
+            wrong = f"of type {note['type']}"
+        elif note["channel"] not in channels_for(kind, list(channels)):
+            wrong = f"on channel {note['channel']}, which {kind} does not go by"
+        if wrong:
+            problems.append({"projection": "notification", "notification": note["id"], "event": event["eventId"],
+                             "eventType": kind, "problem": f"a notification of {kind} {wrong}"})
+    return problems
 
 
 # -- 5. exactly once ---------------------------------------------------------------------------

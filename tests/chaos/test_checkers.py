@@ -173,3 +173,18 @@ def test_a_unit_price_the_product_never_had_is_named() -> None:
     verdict = check_lifecycle([], snapshot)
     assert verdict["valid"] is False and verdict["counterexample"]["order"] == 9
     assert verdict["counterexample"]["line"]["unit_price_cents"] == 600 and verdict["counterexample"]["prices"] == [500]
+
+
+def test_a_notification_to_another_user_or_channel_than_its_event_asks_is_named() -> None:
+    def snapshot(user_id: int, channel: str = "email") -> dict:
+        note = {"id": 70, "user_id": user_id, "channel": channel, "type": "PAYMENT_SUCCEEDED", "source_event_id": "e1"}
+        return {"payment": {"outbox": [_outbox_row("e1", "PAYMENT_SUCCEEDED", {"id": 40, "userId": 3})]},
+                "audit": {"audit_logs": [{"id": 1, "event_id": "e1", "event_type": "PAYMENT_SUCCEEDED"}]},
+                "notification": {"notifications": [note]}, "notification_channels": ["email"]}
+
+    assert check_projections([], snapshot(user_id=3))["valid"] is True
+    verdict = check_projections([], {**snapshot(user_id=40), "healed": False})  # wrong, not late
+    assert verdict["valid"] is False
+    assert verdict["counterexample"]["notification"] == 70 and verdict["counterexample"]["event"] == "e1"
+    assert "sent to user 40, the event is about user 3" in verdict["counterexample"]["problem"]
+    assert "channel sms" in check_projections([], snapshot(user_id=3, channel="sms"))["counterexample"]["problem"]
