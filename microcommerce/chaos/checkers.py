@@ -357,6 +357,10 @@ def check_acknowledged(history: list[Completion], snapshot: Snapshot) -> dict[st
                 missing = f"payment {op['args']['paymentId']} is {payment and payment['status']}, not refunded"
         elif name == "restock" and int(op["args"]["productId"]) not in stock:
             missing = f"stock of product {op['args']['productId']} is gone"
+        elif name == "cart_add" and op["result"].get("lineQuantity", op["args"]["quantity"]) < op["args"]["quantity"]:
+            # The answer is the cart after the add, read in its transaction: it holds the units.
+            missing = (f"the answered cart holds {op['result']['lineQuantity']} of product "
+                       f"{op['args']['productId']}, {op['args']['quantity']} were added")
         elif name == "cart_add":
             uid, pid = user_of.get(op["process"]), int(op["args"]["productId"])
             later_checkout = any(t > op["t"] for t in checkouts_after[op["process"]])

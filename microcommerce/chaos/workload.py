@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,13 @@ class World:
     payments: list[int] = field(default_factory=list)
 
 
+def _line_quantity(cart: Any, product_id: int) -> dict[str, Any]:
+    """The units of one product in an answered cart (its lines are not scalar fields)."""
+    items = cart.get("items") if isinstance(cart, dict) else None
+    lines = [line for line in items or () if isinstance(line, dict) and line.get("productId") == product_id]
+    return {"lineQuantity": sum(int(line.get("quantity", 0)) for line in lines)}
+
+
 def _brief(body: Any) -> Any:
     """The scalar fields of an answer (ids, statuses, amounts): enough to check it, small to keep."""
     if isinstance(body, dict):
@@ -75,8 +83,9 @@ class Client:
 
     async def call(self, op: str, method: str, path: str, *, body: Any = None, write: bool = True,
                    idempotency_key: str | None = None, args: dict[str, Any] | None = None,
-                   ) -> tuple[str, int | None, Any]:
-        """Run one op with retries; returns (outcome, last status, body)."""
+                   keep: Callable[[Any], dict[str, Any]] | None = None) -> tuple[str, int | None, Any]:
+        """Run one op with retries; returns (outcome, last status, body). `keep` picks what a
+        2xx answer holds beyond its scalar fields into the op's result (small: it is history)."""
         index = self.history.invoke(self.process, op, {"path": path, **(args or {}),
                                                        **({"key": idempotency_key} if idempotency_key else {})})
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -105,6 +114,8 @@ class Client:
         result = {"status": status, "body": _brief(answer)}
         if status is not None and 200 <= status < 300:
             outcome = "ok"
+            if keep is not None:
+                result.update(keep(answer))
         elif status is not None and status < 500 and not (ambiguous and write and not idempotency_key):
             outcome = "fail"  # a refusal; with an idempotency key it is the one answer of the request
         else:
@@ -160,12 +171,16 @@ class Shopper:
         await self.client.call("search", "GET", f"/search/products?q={word}", write=False)
 
     async def cart_add(self) -> None:
-        pid, qty = self._product(), self.rng.randint(1, 2)
+        await self._add_to_cart(self._product(), self.rng.randint(1, 2))
+
+    async def _add_to_cart(self, pid: int, qty: int) -> bool:
         outcome, _, _ = await self.client.call("cart_add", "POST", "/carts/me/items",
                                                args={"productId": pid, "quantity": qty},
-                                               body={"productId": pid, "quantity": qty})
+                                               body={"productId": pid, "quantity": qty},
+                                               keep=lambda cart: _line_quantity(cart, pid))
         if outcome == "ok" and pid not in self.in_cart:
             self.in_cart.append(pid)
+        return outcome == "ok"
 
     async def order_one(self) -> None:
         # Mostly what is in the cart (as a shopper does); sometimes anything (a 400 to expect).
@@ -193,13 +208,8 @@ class Shopper:
         by the same draws whatever the system answers."""
         pid, qty, abandon = self._product(), self.rng.randint(1, 2), self.rng.random() < ABANDON_RATE
         payment = self._payment_plan()
-        outcome, _, _ = await self.client.call("cart_add", "POST", "/carts/me/items",
-                                               args={"productId": pid, "quantity": qty},
-                                               body={"productId": pid, "quantity": qty})
-        if outcome != "ok":
+        if not await self._add_to_cart(pid, qty):
             return
-        if pid not in self.in_cart:
-            self.in_cart.append(pid)
         oid = await self._order(pid, qty)
         if oid is None:
             return

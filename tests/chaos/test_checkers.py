@@ -188,3 +188,17 @@ def test_a_notification_to_another_user_or_channel_than_its_event_asks_is_named(
     assert verdict["counterexample"]["notification"] == 70 and verdict["counterexample"]["event"] == "e1"
     assert "sent to user 40, the event is about user 3" in verdict["counterexample"]["problem"]
     assert "channel sms" in check_projections([], snapshot(user_id=3, channel="sms"))["counterexample"]["problem"]
+
+
+def test_an_acknowledged_cart_add_answering_fewer_units_than_asked_is_named() -> None:
+    def add(index: int, answered: int) -> dict:
+        op = _ok(index, "cart_add", {"userId": 3, "totalQuantity": answered}, productId=5, quantity=2)
+        op["result"]["lineQuantity"] = answered
+        return op
+
+    snapshot = {"cart": {"carts": [{"id": 1, "user_id": 3}],
+                         "cart_items": [{"cart_id": 1, "product_id": 5, "quantity": 3}]}}
+    assert check_acknowledged([add(1, 2), add(2, 3)], snapshot)["valid"] is True
+    verdict = check_acknowledged([add(1, 2), add(2, 1)], snapshot)
+    assert verdict["valid"] is False and verdict["counterexample"]["op"] == 2
+    assert "holds 1 of product 5, 2 were added" in verdict["counterexample"]["problem"]
