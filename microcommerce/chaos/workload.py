@@ -32,7 +32,7 @@ SHOPPER_MIX = {
     "browse": 5, "search": 4, "cart_add": 6, "buy": 30, "order_one": 5, "checkout": 6, "pay": 10,
     "pay_again": 3, "cancel": 4, "read_orders": 4, "read_notifications": 3,
 }
-ADMIN_MIX = {"restock": 6, "ship": 4, "deliver": 2, "refund": 3, "cancel_paid": 2, "idle": 1}
+ADMIN_MIX = {"restock": 6, "ship": 4, "deliver": 2, "refund": 3, "cancel_paid": 2, "ship_pending": 2, "idle": 1}
 DECLINED_TOKEN = "tok_chargeDeclined"  # the mock provider declines it (card_declined)
 DECLINE_RATE = 0.15  # a charge sent with a card that will be declined
 RETRY_DECLINED_RATE = 0.8  # after a decline, pay again with a good card (else leave it pending)
@@ -46,6 +46,7 @@ class World:
     """What the clients learned from answers, shared so the admin can act on shoppers' orders."""
 
     products: list[int] = field(default_factory=list)
+    pending_orders: list[int] = field(default_factory=list)  # as far as their shoppers know
     paid_orders: list[int] = field(default_factory=list)
     shipped_orders: list[int] = field(default_factory=list)
     payments: list[int] = field(default_factory=list)
@@ -193,14 +194,24 @@ class Shopper:
             idempotency_key=self.client.new_key(), args={"productId": pid, "quantity": qty})
         if outcome != "ok":
             return None
-        self.pending.append(body["id"])
+        self._placed(body["id"])
         return body["id"]
 
     async def checkout(self) -> None:
         outcome, _, body = await self.client.call("checkout", "POST", "/orders/me/checkout",
                                                   idempotency_key=self.client.new_key())
         if outcome == "ok":
-            self.pending.append(body["id"])
+            self._placed(body["id"])
+
+    def _placed(self, oid: int) -> None:
+        self.pending.append(oid)
+        self.world.pending_orders.append(oid)
+
+    def _settled(self, oid: int) -> None:
+        """Paid or cancelled: no longer pending for anyone."""
+        for held in (self.pending, self.world.pending_orders):
+            if oid in held:
+                held.remove(oid)
 
     async def buy(self) -> None:
         """Add a product to the cart, order those units and pay for them at once (or, now and
@@ -245,7 +256,7 @@ class Shopper:
             idempotency_key=self.client.new_key(), args={"orderId": oid, "token": token})
         outcome, _, body = answer
         if outcome == "ok" and isinstance(body, dict) and body.get("status") == "succeeded" and oid in self.pending:
-            self.pending.remove(oid)
+            self._settled(oid)
             self.paid.append(oid)
             self.world.paid_orders.append(oid)
             self.world.payments.append(body["id"])
@@ -269,9 +280,9 @@ class Shopper:
     async def _cancel(self, oid: int) -> None:
         outcome, _, _ = await self.client.call("cancel", "PATCH", f"/orders/{oid}/cancel", args={"orderId": oid})
         if outcome == "ok":
-            for held in (self.pending, self.paid):
-                if oid in held:
-                    held.remove(oid)
+            self._settled(oid)
+            if oid in self.paid:
+                self.paid.remove(oid)
 
     async def read_orders(self) -> None:
         await self.client.call("read_orders", "GET", "/orders/me", write=False)
@@ -281,7 +292,8 @@ class Shopper:
 
 
 class Admin:
-    """Restocks, moves paid orders along, cancels paid orders, refunds: the races shoppers meet."""
+    """Restocks, moves paid orders along (now and then a pending one, out of turn), cancels paid
+    orders, refunds: the races shoppers meet."""
 
     def __init__(self, client: Client, world: World) -> None:
         self.client = client
@@ -315,12 +327,18 @@ class Admin:
         outcome, _, _ = await self.client.call(status, "PATCH", f"/orders/{oid}/status", body={"status": status},
                                                args={"orderId": oid, "status": status})
         if outcome in ("ok", "fail"):
-            source.remove(oid)
+            if oid in source:  # a shopper may have settled a pending order meanwhile
+                source.remove(oid)
             if outcome == "ok" and target is not None:
                 target.append(oid)
 
     async def ship(self) -> None:
         await self._move(self.world.paid_orders, "shipped", self.world.shipped_orders)
+
+    async def ship_pending(self) -> None:
+        """Out of turn: ship an order its shopper has not paid. A 409 is the answer to expect; the
+        lifecycle checker judges what happened (an unpaid order must never be shipped)."""
+        await self._move(self.world.pending_orders, "shipped", self.world.shipped_orders)
 
     async def deliver(self) -> None:
         await self._move(self.world.shipped_orders, "delivered", None)
