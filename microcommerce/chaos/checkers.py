@@ -15,10 +15,12 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from microcommerce.contracts import inventory as inventory_events
 from microcommerce.contracts import order as order_events
 from microcommerce.contracts import payment as payment_events
 from microcommerce.contracts import user as user_events
 from microcommerce.contracts.audit import HTTP_ACTIVITY
+from microcommerce.contracts.money import to_cents
 from microcommerce.services import implemented_services, load_spec
 from microcommerce.services.notification.domain import channels_for
 from microcommerce.services.payment.books import BookedPayment, disagreements
@@ -77,6 +79,7 @@ def check_stock(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]
             problems.append({"product": pid, "problem": what, "ledger": ledger,
                              "reservations": [{"id": r["id"], "order": r["order_id"], "quantity": r["quantity"],
                                                "status": r["status"]} for r in reservations[pid]]})
+    problems += _stock_ledger_problems(snapshot)
     by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for rs in reservations.values():
         for r in rs:
@@ -94,6 +97,49 @@ def check_stock(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]
             problems.append({"order": oid, "status": status, "problem": "cancelled but its stock is still held",
                              "reservations": statuses})
     return verdict(problems)
+
+
+LEVELS = (("total_quantity", "totalQuantity"), ("reserved_quantity", "reservedQuantity"),
+          ("sold_quantity", "soldQuantity"))
+
+
+def _stock_ledger_problems(snapshot: Snapshot) -> list[dict[str, Any]]:
+    """Per product, against inventory's own STOCK_* events (contracts/inventory.py):
+
+    - total (units on hand) + sold = the stock put in, the sum of STOCK_UPDATED quantities: a
+      sale takes units off the shelf, so a sale that leaves them on hand sells them twice;
+    - the row's version is the highest any event announced, with that event's levels: every
+      change of the row is announced, and a projection keeping the highest version shows the row.
+    """
+    stock_in: dict[int, int] = defaultdict(int)
+    latest: dict[int, dict[str, Any]] = {}
+    for event in outbox_events(snapshot):
+        if event["service"] != "inventory" or not event["eventType"].startswith("STOCK_"):
+            continue
+        data = event["data"]
+        pid = int(data["productId"])
+        if event["eventType"] == inventory_events.STOCK_UPDATED:
+            stock_in[pid] += int(data.get("quantity", 0))
+        if pid not in latest or int(data.get("version", 0)) > int(latest[pid]["data"].get("version", 0)):
+            latest[pid] = event
+    problems: list[dict[str, Any]] = []
+    for row in _rows(snapshot, "inventory", "stock"):
+        pid = int(row["product_id"])
+        levels = {field: int(row[column]) for column, field in LEVELS}
+        on_hand_and_sold = levels["totalQuantity"] + levels["soldQuantity"]
+        if on_hand_and_sold != stock_in[pid]:
+            problems.append({"product": pid, "problem": f"on hand + sold is {on_hand_and_sold} but "
+                             f"{stock_in[pid]} units were put in stock (STOCK_UPDATED)", "levels": levels})
+            continue
+        event = latest.get(pid)
+        announced = {field: int(event["data"].get(field, 0)) for _, field in LEVELS} if event else None
+        version = int(event["data"].get("version", 0)) if event else None
+        if (version, announced) != (int(row["version"]), levels):
+            problems.append({"product": pid, "problem": "the stock row is not what its latest event announced",
+                             "row": {**levels, "version": int(row["version"])},
+                             "event": event and event["eventId"], "announced": {**(announced or {}),
+                                                                                "version": version}})
+    return problems
 
 
 # -- 2. payments -----------------------------------------------------------------------------
@@ -177,6 +223,7 @@ def check_lifecycle(history: list[Completion], snapshot: Snapshot) -> dict[str, 
     lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for line in _rows(snapshot, "order", "order_items"):
         lines[int(line["order_id"])].append(line)
+    prices = _prices_ever(snapshot)
     problems: list[Any] = []
     orders = {int(o["id"]): o for o in _rows(snapshot, "order", "orders")}
     for oid, order in sorted(orders.items()):
@@ -196,6 +243,13 @@ def check_lifecycle(history: list[Completion], snapshot: Snapshot) -> dict[str, 
                                                                "line_total_cents")}})
         elif lines.get(oid) and summed != total:
             problems.append({**where, "problem": f"total {total} cents but its lines sum to {summed}"})
+        unpriced = next((li for li in lines.get(oid, []) if prices is not None
+                         and int(li["unit_price_cents"]) not in prices.get(int(li["product_id"]), ())), None)
+        if unpriced is not None:
+            pid = int(unpriced["product_id"])
+            problems.append({**where, "problem": f"a line's unit price was never product {pid}'s price",
+                             "line": {k: unpriced[k] for k in ("product_id", "quantity", "unit_price_cents")},
+                             "prices": sorted((prices or {}).get(pid, ()))})
         announced = {round(float(e["data"]["totalAmount"]) * 100) for e in changes.get(oid, [])}
         if announced - {total}:
             problems.append({**where, "problem": f"events announce totals {sorted(announced)}, stored {total}"})
@@ -209,6 +263,22 @@ def check_lifecycle(history: list[Completion], snapshot: Snapshot) -> dict[str, 
                                  "path": [(e["data"].get("previousStatus", ""), e["data"]["status"])
                                           for e in changes.get(oid, [])]})
     return verdict(problems)
+
+
+def _prices_ever(snapshot: Snapshot) -> dict[int, set[int]] | None:
+    """Product id -> every price in cents it had: the current one and every one a committed
+    PRODUCT_* event announced (an order keeps the price of the moment it was placed). None when
+    the product service was not read: then no price is judged."""
+    if "product" not in snapshot:
+        return None
+    prices: dict[int, set[int]] = defaultdict(set)
+    for product in _rows(snapshot, "product", "products"):
+        prices[int(product["id"])].add(int(product["price_cents"]))
+    for event in outbox_events(snapshot):
+        data = event["data"]
+        if event["service"] == "product" and isinstance(data, dict) and "price" in data:
+            prices[int(data["id"])].add(to_cents(data["price"]))
+    return prices
 
 
 def _path_problem(stored: str, events: list[dict[str, Any]]) -> str | None:
@@ -287,6 +357,10 @@ def check_acknowledged(history: list[Completion], snapshot: Snapshot) -> dict[st
                 missing = f"payment {op['args']['paymentId']} is {payment and payment['status']}, not refunded"
         elif name == "restock" and int(op["args"]["productId"]) not in stock:
             missing = f"stock of product {op['args']['productId']} is gone"
+        elif name == "cart_add" and op["result"].get("lineQuantity", op["args"]["quantity"]) < op["args"]["quantity"]:
+            # The answer is the cart after the add, read in its transaction: it holds the units.
+            missing = (f"the answered cart holds {op['result']['lineQuantity']} of product "
+                       f"{op['args']['productId']}, {op['args']['quantity']} were added")
         elif name == "cart_add":
             uid, pid = user_of.get(op["process"]), int(op["args"]["productId"])
             later_checkout = any(t > op["t"] for t in checkouts_after[op["process"]])
@@ -373,8 +447,36 @@ def check_projections(history: list[Completion], snapshot: Snapshot) -> dict[str
                                      "eventType": event["eventType"], "channel": channel,
                                      "problem": "no notification"})
                     break
+    misaddressed = _misaddressed_notifications(snapshot, tuple(channels))
+    if misaddressed:  # wrong, not late: invalid whether or not the system had healed
+        return verdict(misaddressed + problems)
     healed = snapshot.get("healed", True)
     return verdict(problems, unknown_reason=None if healed else "the system had not healed when read")
+
+
+def _misaddressed_notifications(snapshot: Snapshot, channels: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Notifications that are not what their source event asks for: each goes to the user the
+    event is about (data.userId; a USER_* event is about data.id), has the event's type, and
+    uses a channel that event type goes by."""
+    events = {e["eventId"]: e for e in outbox_events(snapshot)}
+    problems = []
+    for note in _rows(snapshot, "notification", "notifications"):
+        event = events.get(note["source_event_id"])
+        if event is None:
+            continue  # an effect of an uncommitted event: exactly-once names it
+        kind, data = event["eventType"], event["data"] if isinstance(event["data"], dict) else {}
+        about = data.get("id") if kind.startswith("USER_") else data.get("userId")
+        wrong = None
+        if about is not None and int(note["user_id"]) != int(about):
+            wrong = f"sent to user {note['user_id']}, the event is about user {about}"
+        elif note["type"] != kind:
+            wrong = f"of type {note['type']}"
+        elif note["channel"] not in channels_for(kind, list(channels)):
+            wrong = f"on channel {note['channel']}, which {kind} does not go by"
+        if wrong:
+            problems.append({"projection": "notification", "notification": note["id"], "event": event["eventId"],
+                             "eventType": kind, "problem": f"a notification of {kind} {wrong}"})
+    return problems
 
 
 # -- 5. exactly once ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ SHOPPER_MIX = {
     "browse": 5, "search": 4, "cart_add": 6, "buy": 30, "order_one": 5, "checkout": 6, "pay": 10,
     "pay_again": 3, "cancel": 4, "read_orders": 4, "read_notifications": 3,
 }
-ADMIN_MIX = {"restock": 6, "ship": 4, "deliver": 2, "refund": 3, "cancel_paid": 2, "idle": 1}
+ADMIN_MIX = {"restock": 6, "ship": 4, "deliver": 2, "refund": 3, "cancel_paid": 2, "ship_pending": 2, "idle": 1}
 DECLINED_TOKEN = "tok_chargeDeclined"  # the mock provider declines it (card_declined)
 DECLINE_RATE = 0.15  # a charge sent with a card that will be declined
 RETRY_DECLINED_RATE = 0.8  # after a decline, pay again with a good card (else leave it pending)
@@ -45,9 +46,17 @@ class World:
     """What the clients learned from answers, shared so the admin can act on shoppers' orders."""
 
     products: list[int] = field(default_factory=list)
+    pending_orders: list[int] = field(default_factory=list)  # as far as their shoppers know
     paid_orders: list[int] = field(default_factory=list)
     shipped_orders: list[int] = field(default_factory=list)
     payments: list[int] = field(default_factory=list)
+
+
+def _line_quantity(cart: Any, product_id: int) -> dict[str, Any]:
+    """The units of one product in an answered cart (its lines are not scalar fields)."""
+    items = cart.get("items") if isinstance(cart, dict) else None
+    lines = [line for line in items or () if isinstance(line, dict) and line.get("productId") == product_id]
+    return {"lineQuantity": sum(int(line.get("quantity", 0)) for line in lines)}
 
 
 def _brief(body: Any) -> Any:
@@ -75,8 +84,9 @@ class Client:
 
     async def call(self, op: str, method: str, path: str, *, body: Any = None, write: bool = True,
                    idempotency_key: str | None = None, args: dict[str, Any] | None = None,
-                   ) -> tuple[str, int | None, Any]:
-        """Run one op with retries; returns (outcome, last status, body)."""
+                   keep: Callable[[Any], dict[str, Any]] | None = None) -> tuple[str, int | None, Any]:
+        """Run one op with retries; returns (outcome, last status, body). `keep` picks what a
+        2xx answer holds beyond its scalar fields into the op's result (small: it is history)."""
         index = self.history.invoke(self.process, op, {"path": path, **(args or {}),
                                                        **({"key": idempotency_key} if idempotency_key else {})})
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -105,6 +115,8 @@ class Client:
         result = {"status": status, "body": _brief(answer)}
         if status is not None and 200 <= status < 300:
             outcome = "ok"
+            if keep is not None:
+                result.update(keep(answer))
         elif status is not None and status < 500 and not (ambiguous and write and not idempotency_key):
             outcome = "fail"  # a refusal; with an idempotency key it is the one answer of the request
         else:
@@ -160,12 +172,16 @@ class Shopper:
         await self.client.call("search", "GET", f"/search/products?q={word}", write=False)
 
     async def cart_add(self) -> None:
-        pid, qty = self._product(), self.rng.randint(1, 2)
+        await self._add_to_cart(self._product(), self.rng.randint(1, 2))
+
+    async def _add_to_cart(self, pid: int, qty: int) -> bool:
         outcome, _, _ = await self.client.call("cart_add", "POST", "/carts/me/items",
                                                args={"productId": pid, "quantity": qty},
-                                               body={"productId": pid, "quantity": qty})
+                                               body={"productId": pid, "quantity": qty},
+                                               keep=lambda cart: _line_quantity(cart, pid))
         if outcome == "ok" and pid not in self.in_cart:
             self.in_cart.append(pid)
+        return outcome == "ok"
 
     async def order_one(self) -> None:
         # Mostly what is in the cart (as a shopper does); sometimes anything (a 400 to expect).
@@ -178,14 +194,24 @@ class Shopper:
             idempotency_key=self.client.new_key(), args={"productId": pid, "quantity": qty})
         if outcome != "ok":
             return None
-        self.pending.append(body["id"])
+        self._placed(body["id"])
         return body["id"]
 
     async def checkout(self) -> None:
         outcome, _, body = await self.client.call("checkout", "POST", "/orders/me/checkout",
                                                   idempotency_key=self.client.new_key())
         if outcome == "ok":
-            self.pending.append(body["id"])
+            self._placed(body["id"])
+
+    def _placed(self, oid: int) -> None:
+        self.pending.append(oid)
+        self.world.pending_orders.append(oid)
+
+    def _settled(self, oid: int) -> None:
+        """Paid or cancelled: no longer pending for anyone."""
+        for held in (self.pending, self.world.pending_orders):
+            if oid in held:
+                held.remove(oid)
 
     async def buy(self) -> None:
         """Add a product to the cart, order those units and pay for them at once (or, now and
@@ -193,13 +219,8 @@ class Shopper:
         by the same draws whatever the system answers."""
         pid, qty, abandon = self._product(), self.rng.randint(1, 2), self.rng.random() < ABANDON_RATE
         payment = self._payment_plan()
-        outcome, _, _ = await self.client.call("cart_add", "POST", "/carts/me/items",
-                                               args={"productId": pid, "quantity": qty},
-                                               body={"productId": pid, "quantity": qty})
-        if outcome != "ok":
+        if not await self._add_to_cart(pid, qty):
             return
-        if pid not in self.in_cart:
-            self.in_cart.append(pid)
         oid = await self._order(pid, qty)
         if oid is None:
             return
@@ -235,7 +256,7 @@ class Shopper:
             idempotency_key=self.client.new_key(), args={"orderId": oid, "token": token})
         outcome, _, body = answer
         if outcome == "ok" and isinstance(body, dict) and body.get("status") == "succeeded" and oid in self.pending:
-            self.pending.remove(oid)
+            self._settled(oid)
             self.paid.append(oid)
             self.world.paid_orders.append(oid)
             self.world.payments.append(body["id"])
@@ -259,9 +280,9 @@ class Shopper:
     async def _cancel(self, oid: int) -> None:
         outcome, _, _ = await self.client.call("cancel", "PATCH", f"/orders/{oid}/cancel", args={"orderId": oid})
         if outcome == "ok":
-            for held in (self.pending, self.paid):
-                if oid in held:
-                    held.remove(oid)
+            self._settled(oid)
+            if oid in self.paid:
+                self.paid.remove(oid)
 
     async def read_orders(self) -> None:
         await self.client.call("read_orders", "GET", "/orders/me", write=False)
@@ -271,7 +292,8 @@ class Shopper:
 
 
 class Admin:
-    """Restocks, moves paid orders along, cancels paid orders, refunds: the races shoppers meet."""
+    """Restocks, moves paid orders along (now and then a pending one, out of turn), cancels paid
+    orders, refunds: the races shoppers meet."""
 
     def __init__(self, client: Client, world: World) -> None:
         self.client = client
@@ -305,12 +327,18 @@ class Admin:
         outcome, _, _ = await self.client.call(status, "PATCH", f"/orders/{oid}/status", body={"status": status},
                                                args={"orderId": oid, "status": status})
         if outcome in ("ok", "fail"):
-            source.remove(oid)
+            if oid in source:  # a shopper may have settled a pending order meanwhile
+                source.remove(oid)
             if outcome == "ok" and target is not None:
                 target.append(oid)
 
     async def ship(self) -> None:
         await self._move(self.world.paid_orders, "shipped", self.world.shipped_orders)
+
+    async def ship_pending(self) -> None:
+        """Out of turn: ship an order its shopper has not paid. A 409 is the answer to expect; the
+        lifecycle checker judges what happened (an unpaid order must never be shipped)."""
+        await self._move(self.world.pending_orders, "shipped", self.world.shipped_orders)
 
     async def deliver(self) -> None:
         await self._move(self.world.shipped_orders, "delivered", None)

@@ -18,11 +18,13 @@ from microcommerce.chaos.faults import FaultPlan
 from microcommerce.chaos.faulty_requests import FaultyRequester
 from microcommerce.chaos.runner import RunConfig, RunResult, run_chaos, write_outputs
 from microcommerce.chaos.simulation import simulate
-from microcommerce.contracts.events import event_type
+from microcommerce.contracts.events import event_type, utc_now_iso
 from microcommerce.contracts.order import MarkOrderPaid
 from microcommerce.contracts.payment import PAYMENT_CREATED
 from microcommerce.errors import Conflict, UpstreamTimeout
 from microcommerce.services.inventory import store as inventory_store
+from microcommerce.services.notification import domain as notification_domain
+from microcommerce.services.notification import store as notification_store
 from microcommerce.services.notification.actor import NotificationActor
 from microcommerce.services.order import domain as order_domain
 from microcommerce.services.order.actor import OrderActor
@@ -239,6 +241,52 @@ def test_an_order_total_that_ignores_quantities_is_caught(monkeypatch: pytest.Mo
     assert lifecycle["valid"] is False, result.checkers
     assert "its lines sum to" in lifecycle["counterexample"]["problem"]
     assert isinstance(lifecycle["counterexample"]["order"], int)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_sale_that_leaves_its_units_on_hand_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+    """Shipping moves the units from reserved to sold but not off the shelf: reserved and sold
+    still match the reservations, only the stock put in (STOCK_UPDATED) shows them counted twice."""
+    async def sell_keeping_on_hand(tx, product_id: int, quantity: int) -> None:  # noqa: ANN001
+        await tx.execute("UPDATE stock SET reserved_quantity = reserved_quantity - ?, sold_quantity = sold_quantity "
+                         "+ ?, version = version + 1, updated_at = ? WHERE product_id = ? AND reserved_quantity >= ?",
+                         quantity, quantity, utc_now_iso(), product_id, quantity)
+
+    monkeypatch.setattr(inventory_store, "sell_reserved", sell_keeping_on_hand)
+    result = run(seed=19, runner=runner)
+    stock = result.checkers["stock"]
+    assert stock["valid"] is False, result.checkers
+    assert isinstance(stock["counterexample"]["product"], int)
+    assert "units were put in stock" in stock["counterexample"]["problem"]
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_payment_notifications_sent_to_the_payment_id_are_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+    async def notify_payment_id(self: NotificationActor, tx, data, envelope) -> None:  # noqa: ANN001
+        user = await notification_store.user(tx, data.id)  # the payment's id taken for its user's
+        message = notification_domain.payment_message(envelope.eventType, data, user.name if user else None)
+        await self._notify(tx, envelope, data.id, message, email=user.email if user else None)
+
+    monkeypatch.setattr(NotificationActor, "on_payment_event", notify_payment_id)
+    result = run(seed=20, runner=runner)
+    projections = result.checkers["projections"]
+    assert projections["valid"] is False, result.checkers
+    example = projections["counterexample"]
+    assert example["eventType"].startswith("PAYMENT_") and isinstance(example["notification"], int)
+    assert "the event is about user" in example["problem"]
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_shipping_an_unpaid_order_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+    """The status machine lets a pending order ship: only the admin's out-of-turn ship meets it."""
+    monkeypatch.setitem(order_domain.TRANSITIONS, order_domain.PENDING,
+                        (order_domain.PAID, order_domain.SHIPPED, order_domain.CANCELLED))
+    result = run(seed=21, duration=5.0, runner=runner)
+    lifecycle = result.checkers["lifecycle"]
+    assert lifecycle["valid"] is False, result.checkers
+    example = lifecycle["counterexample"]
+    assert isinstance(example["order"], int) and ("pending", "shipped") in example["path"]
+    assert "pending -> shipped" in example["problem"]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,7 @@ from microcommerce.chaos.checkers import (
     check_lifecycle,
     check_payments,
     check_projections,
+    check_stock,
     overall,
 )
 
@@ -135,3 +136,69 @@ def test_an_acknowledged_owner_cancel_of_a_paid_order_is_named() -> None:
     assert check_lifecycle([], snapshot)["valid"] is True  # an admin may cancel a paid order
     verdict = check_lifecycle([_ok(4, "cancel", {}, orderId=9)], snapshot)
     assert verdict["valid"] is False and verdict["counterexample"]["op"] == 4
+
+
+def _stock_event(n: int, kind: str, total: int, reserved: int, sold: int, quantity: int) -> dict:
+    data = {"productId": 3, "totalQuantity": total, "reservedQuantity": reserved, "availableQuantity": total - reserved,
+            "soldQuantity": sold, "quantity": quantity, "version": n}
+    return _outbox_row(f"s{n}", kind, data, row_id=n)
+
+
+def _stock_snapshot(total: int, sold: int, version: int) -> dict:
+    """Product 3: 4 units put in, 2 reserved by order 9, then sold when it shipped."""
+    events = [_stock_event(1, "STOCK_UPDATED", 4, 0, 0, 4), _stock_event(2, "STOCK_RESERVED", 4, 2, 0, 2),
+              _stock_event(3, "STOCK_CONFIRMED", 2, 0, 2, 2)]
+    return {"inventory": {"stock": [{"product_id": 3, "total_quantity": total, "reserved_quantity": 0,
+                                     "sold_quantity": sold, "version": version}],
+                          "reservations": [{"id": 1, "order_id": 9, "product_id": 3, "quantity": 2,
+                                            "status": "confirmed"}],
+                          "outbox": events}}
+
+
+def test_stock_sold_but_still_on_hand_or_changed_unannounced_is_named() -> None:
+    assert check_stock([], _stock_snapshot(total=2, sold=2, version=3))["valid"] is True
+    kept_on_hand = check_stock([], _stock_snapshot(total=4, sold=2, version=3))
+    assert kept_on_hand["valid"] is False and kept_on_hand["counterexample"]["product"] == 3
+    assert "on hand + sold is 6 but 4 units" in kept_on_hand["counterexample"]["problem"]
+    unannounced = check_stock([], _stock_snapshot(total=2, sold=2, version=4))["counterexample"]
+    assert unannounced["event"] == "s3" and unannounced["row"]["version"] == 4
+
+
+def test_a_unit_price_the_product_never_had_is_named() -> None:
+    snapshot = _order_snapshot("pending", _order_events(("ORDER_CREATED", "", "pending")))  # 2 x 600 of product 0
+    snapshot["product"] = {"products": [{"id": 0, "price_cents": 500}],
+                           "outbox": [_outbox_row("p1", "PRODUCT_CREATED", {"id": 0, "price": 6.0})]}
+    assert check_lifecycle([], snapshot)["valid"] is True  # 6.00 then, 5.00 now
+    snapshot["product"]["outbox"].clear()
+    verdict = check_lifecycle([], snapshot)
+    assert verdict["valid"] is False and verdict["counterexample"]["order"] == 9
+    assert verdict["counterexample"]["line"]["unit_price_cents"] == 600 and verdict["counterexample"]["prices"] == [500]
+
+
+def test_a_notification_to_another_user_or_channel_than_its_event_asks_is_named() -> None:
+    def snapshot(user_id: int, channel: str = "email") -> dict:
+        note = {"id": 70, "user_id": user_id, "channel": channel, "type": "PAYMENT_SUCCEEDED", "source_event_id": "e1"}
+        return {"payment": {"outbox": [_outbox_row("e1", "PAYMENT_SUCCEEDED", {"id": 40, "userId": 3})]},
+                "audit": {"audit_logs": [{"id": 1, "event_id": "e1", "event_type": "PAYMENT_SUCCEEDED"}]},
+                "notification": {"notifications": [note]}, "notification_channels": ["email"]}
+
+    assert check_projections([], snapshot(user_id=3))["valid"] is True
+    verdict = check_projections([], {**snapshot(user_id=40), "healed": False})  # wrong, not late
+    assert verdict["valid"] is False
+    assert verdict["counterexample"]["notification"] == 70 and verdict["counterexample"]["event"] == "e1"
+    assert "sent to user 40, the event is about user 3" in verdict["counterexample"]["problem"]
+    assert "channel sms" in check_projections([], snapshot(user_id=3, channel="sms"))["counterexample"]["problem"]
+
+
+def test_an_acknowledged_cart_add_answering_fewer_units_than_asked_is_named() -> None:
+    def add(index: int, answered: int) -> dict:
+        op = _ok(index, "cart_add", {"userId": 3, "totalQuantity": answered}, productId=5, quantity=2)
+        op["result"]["lineQuantity"] = answered
+        return op
+
+    snapshot = {"cart": {"carts": [{"id": 1, "user_id": 3}],
+                         "cart_items": [{"cart_id": 1, "product_id": 5, "quantity": 3}]}}
+    assert check_acknowledged([add(1, 2), add(2, 3)], snapshot)["valid"] is True
+    verdict = check_acknowledged([add(1, 2), add(2, 1)], snapshot)
+    assert verdict["valid"] is False and verdict["counterexample"]["op"] == 2
+    assert "holds 1 of product 5, 2 were added" in verdict["counterexample"]["problem"]
