@@ -113,6 +113,8 @@ class Client:
                 continue
             break
         result = {"status": status, "body": _brief(answer)}
+        if attempt:  # a write without a key retried after an ambiguous attempt may have applied twice
+            result["attempts"] = attempt + 1
         if status is not None and 200 <= status < 300:
             outcome = "ok"
             if keep is not None:
