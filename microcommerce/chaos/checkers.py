@@ -302,6 +302,21 @@ def _path_problem(stored: str, events: list[dict[str, Any]]) -> str | None:
 
 
 # -- 3. acknowledged writes ----------------------------------------------------------------------
+def _user_of_process(history: list[Completion], snapshot: Snapshot) -> dict[str, int]:
+    """Which user each client process signed up or logged in as."""
+    user_of: dict[str, int] = {}
+    for op in history:
+        if op["op"] in ("signup", "login") and op["type"] == "ok":
+            body = op["result"]["body"] or {}
+            if isinstance(body, dict) and "id" in body:
+                user_of[op["process"]] = int(body["id"])
+    ids_by_email = {u["email"]: int(u["id"]) for u in _rows(snapshot, "user", "users")}
+    for op in history:  # login answers carry no id in their scalar fields: match by email
+        if op["op"] == "login" and op["args"].get("email") in ids_by_email:
+            user_of.setdefault(op["process"], ids_by_email[op["args"]["email"]])
+    return user_of
+
+
 def check_acknowledged(history: list[Completion], snapshot: Snapshot) -> dict[str, Any]:
     users = {int(u["id"]): u for u in _rows(snapshot, "user", "users")}
     orders = {int(o["id"]): o for o in _rows(snapshot, "order", "orders")}
@@ -311,19 +326,11 @@ def check_acknowledged(history: list[Completion], snapshot: Snapshot) -> dict[st
     lines = {(cart_of.get(int(i["cart_id"])), int(i["product_id"])) for i in _rows(snapshot, "cart", "cart_items")}
     ordered = {(int(o["user_id"]), int(i["product_id"]))
                for i in _rows(snapshot, "order", "order_items") for o in [orders.get(int(i["order_id"]))] if o}
-    user_of: dict[str, int] = {}
+    user_of = _user_of_process(history, snapshot)
     checkouts_after: dict[str, list[float]] = defaultdict(list)
     for op in history:
-        if op["op"] in ("signup", "login") and op["type"] == "ok":
-            body = op["result"]["body"] or {}
-            if isinstance(body, dict) and "id" in body:
-                user_of[op["process"]] = int(body["id"])
         if op["op"] == "checkout":
             checkouts_after[op["process"]].append(op["t"])
-    for u in users.values():  # login answers carry no id in their scalar fields: match by email
-        for op in history:
-            if op["op"] == "login" and op["args"].get("email") == u["email"]:
-                user_of.setdefault(op["process"], int(u["id"]))
 
     problems = []
     for op in history:
@@ -447,11 +454,59 @@ def check_projections(history: list[Completion], snapshot: Snapshot) -> dict[str
                                      "eventType": event["eventType"], "channel": channel,
                                      "problem": "no notification"})
                     break
+    problems += carts_holding_bought_units(history, snapshot)
     misaddressed = _misaddressed_notifications(snapshot, tuple(channels))
     if misaddressed:  # wrong, not late: invalid whether or not the system had healed
         return verdict(misaddressed + problems)
     healed = snapshot.get("healed", True)
     return verdict(problems, unknown_reason=None if healed else "the system had not healed when read")
+
+
+def carts_holding_bought_units(history: list[Completion], snapshot: Snapshot) -> list[dict[str, Any]]:
+    """Cart lines above what their shopper can have left: items bought in a paid order leave
+    the cart. Replaying each shopper's ops in order gives an upper bound per line: an add
+    answered ok counts where it was made, and a paid order's units come out at its first `pay`
+    (never later than the cart applies ORDER_PAID; taking out early only raises the bound). An
+    add whose outcome is unknown, and the extra attempts of a retried add, may have landed any
+    time later, so they count at the end and are never taken out."""
+    bought = {int(e["data"]["id"]): e["data"]["items"] for e in outbox_events(snapshot)
+              if e["service"] == "order" and e["eventType"] == order_events.ORDER_PAID}
+    user_of = _user_of_process(history, snapshot)
+    bound: dict[tuple[int, int], int] = defaultdict(int)
+    late: dict[tuple[int, int], int] = defaultdict(int)
+    taken_out: set[int] = set()
+    for op in sorted(history, key=lambda o: o["index"]):
+        uid = user_of.get(op["process"])
+        if uid is None:
+            continue
+        if op["op"] == "cart_add" and op["type"] in ("ok", "info"):
+            line, quantity = (uid, int(op["args"]["productId"])), int(op["args"]["quantity"])
+            attempts = int(op["result"].get("attempts", 1))
+            if op["type"] == "ok":
+                bound[line] += quantity
+                late[line] += quantity * (attempts - 1)
+            else:
+                late[line] += quantity * attempts
+        elif op["op"] == "pay" and int(op["args"]["orderId"]) in bought:
+            order_id = int(op["args"]["orderId"])
+            if order_id not in taken_out:
+                taken_out.add(order_id)
+                for item in bought[order_id]:
+                    line = (uid, int(item["productId"]))
+                    bound[line] = max(0, bound[line] - int(item["quantity"]))
+    cart_of = {int(c["id"]): int(c["user_id"]) for c in _rows(snapshot, "cart", "carts")}
+    shoppers = set(user_of.values())
+    problems = []
+    for item in _rows(snapshot, "cart", "cart_items"):
+        line = (cart_of.get(int(item["cart_id"])), int(item["product_id"]))
+        most = bound[line] + late[line]
+        if line[0] in shoppers and int(item["quantity"]) > most:
+            problems.append({"projection": "cart.cart_items", "user": line[0], "product": line[1],
+                             "quantity": int(item["quantity"]), "atMost": most,
+                             "problem": "the cart holds units a paid order bought",
+                             "paidOrders": sorted(o for o in taken_out if any(
+                                 int(i["productId"]) == line[1] for i in bought[o]))})
+    return problems
 
 
 def _misaddressed_notifications(snapshot: Snapshot, channels: tuple[str, ...]) -> list[dict[str, Any]]:

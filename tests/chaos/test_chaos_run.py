@@ -22,6 +22,7 @@ from microcommerce.contracts.events import event_type, utc_now_iso
 from microcommerce.contracts.order import MarkOrderPaid
 from microcommerce.contracts.payment import PAYMENT_CREATED
 from microcommerce.errors import Conflict, UpstreamTimeout
+from microcommerce.services.cart import domain as cart_domain
 from microcommerce.services.inventory import store as inventory_store
 from microcommerce.services.notification import domain as notification_domain
 from microcommerce.services.notification import store as notification_store
@@ -274,6 +275,17 @@ def test_payment_notifications_sent_to_the_payment_id_are_caught(monkeypatch: py
     example = projections["counterexample"]
     assert example["eventType"].startswith("PAYMENT_") and isinstance(example["notification"], int)
     assert "the event is about user" in example["problem"]
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_cart_that_keeps_what_a_paid_order_bought_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+    monkeypatch.setattr(cart_domain, "bought_quantities", lambda items: {})  # ORDER_PAID takes nothing out
+    result = run(seed=22, runner=runner)
+    projections = result.checkers["projections"]
+    assert projections["valid"] is False, result.checkers
+    example = projections["counterexample"]
+    assert example["problem"] == "the cart holds units a paid order bought"
+    assert example["quantity"] > example["atMost"] and example["paidOrders"]
 
 
 @pytest.mark.parametrize("runner", RUNNERS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from microcommerce.chaos.checkers import (
+    carts_holding_bought_units,
     check_acknowledged,
     check_exactly_once,
     check_lifecycle,
@@ -202,3 +203,35 @@ def test_an_acknowledged_cart_add_answering_fewer_units_than_asked_is_named() ->
     verdict = check_acknowledged([add(1, 2), add(2, 1)], snapshot)
     assert verdict["valid"] is False and verdict["counterexample"]["op"] == 2
     assert "holds 1 of product 5, 2 were added" in verdict["counterexample"]["problem"]
+
+
+def _shop_op(index: int, kind: str, op: str, **args: object) -> dict:
+    result = {"status": 201, "body": {"id": 3} if op == "signup" else {}}
+    if kind == "info":
+        result = {"status": None, "body": "TimeoutError", "attempts": 4}
+    return {"index": index, "type": kind, "process": "shopper-0", "op": op, "args": args, "result": result,
+            "t": float(index)}
+
+
+def _cart_snapshot(quantity: int) -> dict:
+    paid = _outbox_row("p1", "ORDER_PAID", {"id": 9, "userId": 3, "items": [{"productId": 5, "quantity": 2}]})
+    user = {"id": 3, "email": "a@b.c"}
+    return {"user": {"users": [user]}, "notification": {"users": [user]},
+            "cart": {"cart_users": [user], "carts": [{"id": 1, "user_id": 3}],
+                     "cart_items": [{"cart_id": 1, "product_id": 5, "quantity": quantity}]},
+            "order": {"users": [user], "outbox": [paid]}}
+
+
+def test_a_cart_still_holding_what_a_paid_order_bought_is_named() -> None:
+    history = [_shop_op(0, "ok", "signup"), _shop_op(1, "ok", "cart_add", productId=5, quantity=2),
+               _shop_op(2, "ok", "pay", orderId=9), _shop_op(3, "ok", "cart_add", productId=5, quantity=1)]
+    assert carts_holding_bought_units(history, _cart_snapshot(1)) == []  # the later add stays
+    [problem] = carts_holding_bought_units(history, _cart_snapshot(3))
+    assert problem["atMost"] == 1 and problem["paidOrders"] == [9] and problem["user"] == 3
+    # An add whose answer was lost may land after the order was paid: its units count at the end.
+    unsure = [*history[:3], _shop_op(3, "info", "cart_add", productId=5, quantity=1)]
+    assert carts_holding_bought_units(unsure, _cart_snapshot(4)) == []  # 4 attempts of 1 unit
+    assert len(carts_holding_bought_units(unsure, _cart_snapshot(5))) == 1
+    # The projections checker reports it, besides the audit record and notifications this snapshot lacks.
+    assert check_projections(history, _cart_snapshot(3))["problems"] == \
+        check_projections(history, _cart_snapshot(1))["problems"] + 1
