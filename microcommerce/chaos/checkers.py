@@ -554,6 +554,7 @@ def check_exactly_once(history: list[Completion], snapshot: Snapshot) -> dict[st
             if row["event_id"] not in committed and row["event_id"] not in http_activity:
                 problems.append({"applied but never committed": row["event_id"], "consumer": row["consumer"],
                                  "service": service})
+    problems += _orders_beyond_requests(history, snapshot)
     audits = Counter(a["event_id"] for a in _rows(snapshot, "audit", "audit_logs"))
     for event_id, n in sorted(audits.items()):
         if n > 1:
@@ -563,6 +564,31 @@ def check_exactly_once(history: list[Completion], snapshot: Snapshot) -> dict[st
         return verdict(problems)
     healed = snapshot.get("healed", True)
     return verdict(_not_applied(snapshot), unknown_reason=None if healed else "the system had not healed when read")
+
+
+def _orders_beyond_requests(history: list[Completion], snapshot: Snapshot) -> list[dict[str, Any]]:
+    """One order request places at most one order, however often it is retried (its
+    Idempotency-Key). A request answered 2xx placed the order it named, one refused placed
+    none, so a shopper's orders that no answer named are at most their requests whose outcome
+    is unknown."""
+    user_of = _user_of_process(history, snapshot)
+    named: set[int] = set()
+    unknown: dict[int, list[int]] = defaultdict(list)
+    for op in history:
+        if op["op"] not in ("order", "checkout") or op["process"] not in user_of:
+            continue
+        body = op["result"]["body"]
+        if op["type"] == "ok" and isinstance(body, dict) and "id" in body:
+            named.add(int(body["id"]))
+        elif op["type"] == "info":
+            unknown[user_of[op["process"]]].append(op["index"])
+    unnamed: dict[int, list[int]] = defaultdict(list)
+    for order in _rows(snapshot, "order", "orders"):
+        if order["status"] not in ("reserving", "failed") and int(order["id"]) not in named:
+            unnamed[int(order["user_id"])].append(int(order["id"]))
+    return [{"duplicate": "order", "user": uid, "orders": sorted(ids), "unknownRequests": unknown[uid],
+             "problem": "more orders than requests placed them: a retried request placed another"}
+            for uid, ids in sorted(unnamed.items()) if uid in user_of.values() and len(ids) > len(unknown[uid])]
 
 
 @cache

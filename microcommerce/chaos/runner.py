@@ -22,6 +22,7 @@ from microcommerce import environment
 from microcommerce.actors.runtime import Runtime
 from microcommerce.chaos import checkers
 from microcommerce.chaos.faults import FaultPlan, chaos_wiring
+from microcommerce.chaos.faulty_clients import FaultyTransport
 from microcommerce.chaos.history import History
 from microcommerce.chaos.transport import HttpTransport, InProcessTransport, Transport
 from microcommerce.chaos.workload import Admin, Client, Shopper, World, run_process
@@ -254,10 +255,10 @@ async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None
     try:
         setup = Client(transport, history, "setup", random.Random(seeds[0]))
         await _setup_catalogue(setup, world, config)
-        admin_client = Client(transport, history, "admin", random.Random(seeds[1]))
+        admin_client = Client(FaultyTransport(transport, plan, "admin"), history, "admin", random.Random(seeds[1]))
         admin_client.token = setup.token
-        shoppers = [Shopper(Client(transport, history, f"shopper-{i}", random.Random(seeds[i + 2])),
-                            world, plan, i) for i in range(config.shoppers)]
+        shoppers = [Shopper(Client(FaultyTransport(transport, plan, f"shopper-{i}"), history, f"shopper-{i}",
+                                   random.Random(seeds[i + 2])), world, plan, i) for i in range(config.shoppers)]
         plan.begin()
         clock = _Clock(simulated)
         stop_at = environment.monotonic() + config.duration

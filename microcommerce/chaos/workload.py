@@ -59,6 +59,11 @@ def _line_quantity(cart: Any, product_id: int) -> dict[str, Any]:
     return {"lineQuantity": sum(int(line.get("quantity", 0)) for line in lines)}
 
 
+def _in_progress(answer: Any) -> bool:
+    """A 409 that asks to retry: an earlier attempt (or another charge of the order) still runs."""
+    return isinstance(answer, dict) and "in progress" in str(answer.get("message", ""))
+
+
 def _brief(body: Any) -> Any:
     """The scalar fields of an answer (ids, statuses, amounts): enough to check it, small to keep."""
     if isinstance(body, dict):
@@ -111,6 +116,8 @@ class Client:
             if status in RETRYABLE:
                 ambiguous = True
                 continue
+            if status == 409 and _in_progress(answer):
+                continue  # "retry shortly": an attempt with this key (or of this order) still runs
             break
         result = {"status": status, "body": _brief(answer)}
         if attempt:  # a write without a key retried after an ambiguous attempt may have applied twice
@@ -119,7 +126,8 @@ class Client:
             outcome = "ok"
             if keep is not None:
                 result.update(keep(answer))
-        elif status is not None and status < 500 and not (ambiguous and write and not idempotency_key):
+        elif status is not None and status < 500 and not (
+                ambiguous and write and (not idempotency_key or _in_progress(answer))):
             outcome = "fail"  # a refusal; with an idempotency key it is the one answer of the request
         else:
             outcome = "info" if write else "fail"  # a read has no effect: its failure is certain

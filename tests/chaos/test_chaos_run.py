@@ -289,6 +289,21 @@ def test_a_cart_that_keeps_what_a_paid_order_bought_is_caught(monkeypatch: pytes
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
+def test_an_order_request_that_ignores_its_idempotency_key_is_caught(monkeypatch: pytest.MonkeyPatch,
+                                                                     runner: str) -> None:
+    """Every attempt places an order: a client retrying after a lost answer gets a second one."""
+    async def once_ignoring_key(self: OrderActor, user_id: int, key, work):  # noqa: ANN001, ANN202
+        return await work(None)
+
+    monkeypatch.setattr(OrderActor, "_once", once_ignoring_key)
+    result = run(seed=22, duration=5.0, runner=runner, families=("timeout",), rates={"timeout": 0.2})
+    once = result.checkers["exactly-once"]
+    assert once["valid"] is False, result.checkers
+    example = once["counterexample"]
+    assert example["duplicate"] == "order" and len(example["orders"]) > len(example["unknownRequests"])
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_shipping_an_unpaid_order_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
     """The status machine lets a pending order ship: only the admin's out-of-turn ship meets it."""
     monkeypatch.setitem(order_domain.TRANSITIONS, order_domain.PENDING,

@@ -91,8 +91,9 @@ def test_a_payment_racing_its_reservation_lapse_leaves_no_paid_order_without_sto
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression of a bug this runner found (docs/chaos.md, "Bugs the harness found"): an order
     paid after inventory's sweep took its units back, before ORDER_PAID pinned them, stayed paid
-    with no stock. The lapse now cancels (and so refunds) it. Seed 30 shows it with this workload."""
-    cfg = config(30, duration=120.0, shoppers=8, think_s=0.03)
+    with no stock. The lapse now cancels (and so refunds) it. Seed 25 shows it with this workload
+    (a change to the workload moves races between seeds: then pick another that shows it)."""
+    cfg = config(25, duration=120.0, shoppers=8, think_s=0.03)
     fixed = simulate(cfg, progress=None)
     assert fixed.valid is True, fixed.checkers
     monkeypatch.setattr(order_domain, "LAPSE_CANCELS", (order_domain.PENDING,))  # the code before the fix
