@@ -197,6 +197,9 @@ async def start_probe():
         system = ActorSystem("probe", settings, LocalBus(), ProbeActor, schema_dir=None, policy=policy)
         await system.migrate()
         await system.start()
+        # Each worker boots on its own thread: the tests read what its start left in STATE.
+        workers = settings.workers
+        assert await eventually(lambda: _async(all(STATE.boots[i] for i in range(workers))))
         issuer = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_s, Revocations())
         app = create_app("probe", settings, issuer, system=system, setup_routes=probe_routes)
         runner = web.AppRunner(app, access_log=None)
