@@ -9,12 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from microcommerce.chaos.faults import FAMILIES
 from microcommerce.chaos.runner import RunConfig, RunResult, write_outputs
 from microcommerce.chaos.simulation import Divergence, simulate
+from microcommerce.contracts.inventory import STOCK_RELEASED
+from microcommerce.services.inventory import domain as inventory_domain
 from microcommerce.services.inventory import store as inventory_store
+from microcommerce.services.inventory.actor import InventoryActor
 from microcommerce.services.order import domain as order_domain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +105,31 @@ def test_a_payment_racing_its_reservation_lapse_leaves_no_paid_order_without_sto
     assert broken.checkers["stock"]["valid"] is False, broken.checkers
     assert broken.checkers["stock"]["counterexample"]["problem"] == "paid without its stock held"
     assert broken.checkers["stock"]["counterexample"]["reservations"] == ["expired"]
+
+
+def test_an_expiry_that_keeps_the_units_reserved_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep marks a lapsed reservation expired but never gives its units back. Only shoppers
+    who pause (the default think time) leave orders unpaid long enough for reservations to lapse."""
+    async def release_keeping_expired_units(self: InventoryActor, tx, row: dict, reason: str):  # noqa: ANN001, ANN202
+        reservation = inventory_store.to_reservation(row)
+        to_status = inventory_domain.status_after_release(reason)
+        if reservation.status != inventory_domain.RESERVED or not await inventory_store.move_reservation(
+                tx, reservation.id, inventory_domain.RESERVED, to_status,
+                only_unheld=to_status == inventory_domain.EXPIRED):
+            return reservation, False
+        if reason != "expired":  # the bug: the sweep's path skips the give-back
+            await inventory_store.give_back(tx, reservation.productId, reservation.quantity)
+        await self._announce(tx, STOCK_RELEASED, reservation.productId, orderId=reservation.orderId,
+                             reservationId=reservation.id, quantity=reservation.quantity, reason=reason)
+        return msgspec.structs.replace(reservation, status=to_status), True
+
+    monkeypatch.setattr(InventoryActor, "_release", release_keeping_expired_units)
+    result = simulate(RunConfig(seed=21, duration=120.0, shoppers=8, families=(), deterministic=True),
+                      progress=None)
+    stock = result.checkers["stock"]
+    assert stock["valid"] is False, result.checkers
+    assert "but its reserved reservations hold" in stock["counterexample"]["problem"]
+    assert "expired" in {r["status"] for r in stock["counterexample"]["reservations"]}
 
 
 def test_a_replay_stops_at_the_first_step_that_differs(tmp_path: Path) -> None:
