@@ -226,9 +226,11 @@ def check_lifecycle(history: list[Completion], snapshot: Snapshot) -> dict[str, 
     prices = _prices_ever(snapshot)
     problems: list[Any] = []
     orders = {int(o["id"]): o for o in _rows(snapshot, "order", "orders")}
+    def path(oid: int) -> list[tuple[str, str]]:
+        return [(e["data"].get("previousStatus", ""), e["data"]["status"]) for e in changes.get(oid, [])]
+
     for oid, order in sorted(orders.items()):
-        path = [(e["data"].get("previousStatus", ""), e["data"]["status"]) for e in changes.get(oid, [])]
-        where = {"order": oid, "status": order["status"], "path": path,
+        where = {"order": oid, "status": order["status"], "path": path(oid),
                  "events": [e["eventId"] for e in changes.get(oid, [])]}
         wrong = _path_problem(order["status"], changes.get(oid, []))
         if wrong:
@@ -260,8 +262,7 @@ def check_lifecycle(history: list[Completion], snapshot: Snapshot) -> dict[str, 
             if not cancels or cancels[0]["data"].get("previousStatus") != "pending":
                 problems.append({"order": oid, "op": op["index"], "process": op["process"],
                                  "problem": "the owner's cancel was acknowledged but no pending order was cancelled",
-                                 "path": [(e["data"].get("previousStatus", ""), e["data"]["status"])
-                                          for e in changes.get(oid, [])]})
+                                 "path": path(oid)})
     return verdict(problems)
 
 
