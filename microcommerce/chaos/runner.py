@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from microcommerce.chaos import checkers
 from microcommerce.chaos.faults import FaultPlan, chaos_wiring
 from microcommerce.chaos.faulty_clients import FaultyTransport
 from microcommerce.chaos.history import History
+from microcommerce.chaos.runtime_faults import MAX_STALL_S
 from microcommerce.chaos.transport import HttpTransport, InProcessTransport, Transport
 from microcommerce.chaos.workload import Admin, Client, Shopper, World, run_process
 from microcommerce.config import Settings, load_settings
@@ -36,6 +38,9 @@ from microcommerce.storage import open_database
 ADMIN_EMAIL = "admin@chaos.test"
 ADMIN_PASSWORD = "chaos-admin-password"
 HEAL_TIMEOUT_S = 30.0
+# Longer than the longest injected stall, so a handler that was asleep when the looks began
+# has woken and committed before the system is called quiet.
+QUIET_S = 2 * MAX_STALL_S
 # Every table a checker reads, per service (the messaging tables are read from every service).
 TABLES = {
     "user": ["users"], "cart": ["cart_users", "carts", "cart_items"],
@@ -151,17 +156,19 @@ async def _settled(node: Node) -> bool:
 
 
 async def heal(node: Node, timeout: float = HEAL_TIMEOUT_S) -> bool:
-    """Wait until every outbox is settled, every mailbox empty and no payment pending, for a
-    few looks in a row (the relay's view is as of its last poll); False on timeout."""
+    """Wait until every outbox is settled, every mailbox empty and no payment pending, and it
+    stays so for QUIET_S (the relay's view is as of its last poll, and a stalled handler leaves
+    its mailbox empty until it wakes and commits); False on timeout."""
     deadline = environment.monotonic() + timeout
-    quiet = 0
+    quiet_since: float | None = None
     while environment.monotonic() < deadline:
         if await _settled(node) and not await _pending_payments(node):
-            quiet += 1
-            if quiet >= 5:
+            now = environment.monotonic()
+            quiet_since = now if quiet_since is None else quiet_since
+            if now - quiet_since >= QUIET_S:
                 return True
         else:
-            quiet = 0
+            quiet_since = None
         await asyncio.sleep(0.1)
     return False
 
@@ -172,19 +179,23 @@ async def _pending_payments(node: Node) -> int:
     return int(rows[0][0]["n"])
 
 
+async def read_at_one_moment(url: str, queries: list[str]) -> list[list[dict[str, Any]]]:
+    """Read-only SQL on a database, in one transaction: the tables are read as of one moment,
+    so a handler that commits between two of the reads (work a timed-out client left running)
+    is seen whole or not at all."""
+    db = open_database(url)
+    await db.connect()
+    try:
+        async with db.transaction() as tx:
+            return [await tx.fetch_all(sql) for sql in queries]
+    finally:
+        await db.close()
+
+
 async def _read(node: Node, url: str, queries: list[str]) -> list[list[dict[str, Any]]]:
-    """Read-only SQL on a service's database, past any fault wrapper (on a private loop/thread
-    when the runtime has threads)."""
-
-    async def run() -> list[list[dict[str, Any]]]:
-        db = open_database(url)
-        await db.connect()
-        try:
-            return [await db.fetch_all(sql) for sql in queries]
-        finally:
-            await db.close()
-
-    return await node.runtime.isolated(run)
+    """Read a service's database past any fault wrapper (on a private loop/thread when the
+    runtime has threads)."""
+    return await node.runtime.isolated(partial(read_at_one_moment, url, queries))
 
 
 async def final_read(node: Node, healed: bool) -> checkers.Snapshot:

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 # Per message being handled (a worker handles each in its own task, in either runtime), so
 # they stay right when one thread interleaves many workers.
+MIN_STALL_MS, MAX_STALL_MS = 50, 500
+MAX_STALL_S = MAX_STALL_MS / 1000
+
 _service: ContextVar[str | None] = ContextVar("chaos_service", default=None)
 _crash_after: ContextVar[str | None] = ContextVar("chaos_crash_after", default=None)
 
@@ -62,7 +65,7 @@ class RuntimeFaults:
         if decision is None:
             return 0.0
         n, u = decision
-        stall_ms = 50 + int(u * 450)
+        stall_ms = MIN_STALL_MS + int(u * (MAX_STALL_MS - MIN_STALL_MS))
         self.plan.record("slow", stream, n, stall_ms=stall_ms)
         return stall_ms / 1000.0
 
