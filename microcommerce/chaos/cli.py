@@ -28,8 +28,8 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
     chaos.add_argument("--faults", default="none", metavar="LIST",
                        help=f"comma-separated families, 'all' or 'none': {', '.join(FAMILIES)}")
     chaos.add_argument("--swarm", action="store_true", help="let the seed pick the fault families and rates")
-    chaos.add_argument("--db", metavar="URL", help="MySQL URL with {service} (fresh databases per run; "
-                                                     "default: in-memory SQLite)")
+    chaos.add_argument("--db", metavar="URL", help="MySQL URL with {service} (fresh databases per run, dropped "
+                                                     "after a valid one; default: in-memory SQLite)")
     chaos.add_argument("--out", metavar="DIR", help="where results.json, history.jsonl, faults.jsonl go "
                                                     "(default chaos-out; per seed with --seeds; "
                                                     "with --replay DIR: DIR-replay)")
@@ -78,6 +78,16 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("--db: the URL must contain {service} (one database per service)")
 
 
+def _writable(out: Path) -> None:
+    """Refuse an --out the results cannot go to before the run, not after it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out: {out} is not writable")
+
+
 def run_one(config: Any, out: Path, expected_trace: list[str] | None = None) -> bool | str:
     from microcommerce.chaos.report import summary
     from microcommerce.chaos.runner import run_chaos, write_outputs
@@ -86,6 +96,7 @@ def run_one(config: Any, out: Path, expected_trace: list[str] | None = None) -> 
     def progress(line: str) -> None:
         print(line, flush=True)
 
+    _writable(out)
     runner = " on the deterministic runner" if config.deterministic else ""
     print(f"chaos run: seed {config.seed}, {config.duration:g}s, {config.shoppers} shoppers, "
           f"faults {','.join(config.families) or 'none'}{' (swarm)' if config.swarm else ''}{runner}",

@@ -43,6 +43,8 @@ def summary(result: RunResult, config: RunConfig, out: str) -> str:
         if verdict["counterexample"] is not None:
             lines.append(f"      counterexample ({verdict.get('problems', 1)} problem(s)): "
                          f"{_short(verdict['counterexample'])}")
+    if result.kept_databases:
+        lines.append(f"  kept     the run's MySQL databases, for a look: {', '.join(result.kept_databases)}")
     trace = ", trace.jsonl" if config.deterministic else ""
     lines.append(f"  written  {out}/results.json, history.jsonl, faults.jsonl{trace}")
     lines.append(f"  replay   {replay_command(config, out)}")

@@ -33,7 +33,7 @@ from microcommerce.node import Node
 from microcommerce.ports import free_ports
 from microcommerce.services import implemented_services
 from microcommerce.services.payment.providers import ledger_for
-from microcommerce.storage import open_database
+from microcommerce.storage import drop_database, open_database
 
 ADMIN_EMAIL = "admin@chaos.test"
 ADMIN_PASSWORD = "chaos-admin-password"
@@ -103,6 +103,7 @@ class RunResult:
     plan: Any = field(repr=False)
     config: RunConfig | None = field(default=None, repr=False)
     trace: Any = field(default=None, repr=False)  # the deterministic runner's trace
+    kept_databases: list[str] = field(default_factory=list)  # --db runs that were not valid
 
     def as_json(self) -> dict[str, Any]:
         return {"valid": self.valid, "seed": self.seed, "faults": self.faults, "ops": self.ops,
@@ -293,9 +294,9 @@ async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None
         healed = await heal(node)
         snapshot = await final_read(node, healed)
         results = checkers.run_checkers(history.completions(), snapshot)
-        return RunResult(valid=checkers.overall(results), seed=config.seed, faults=plan.counts(),
-                         ops=history.counts(), checkers=results, healed=healed, history=history, plan=plan,
-                         config=config, trace=trace)
+        result = RunResult(valid=checkers.overall(results), seed=config.seed, faults=plan.counts(),
+                           ops=history.counts(), checkers=results, healed=healed, history=history, plan=plan,
+                           config=config, trace=trace)
     finally:
         if ticker is not None:
             ticker.cancel()
@@ -303,6 +304,20 @@ async def run_chaos(config: RunConfig, *, progress: Callable[[str], None] | None
         if session is not None:
             await session.close()
         await node.stop()
+    if config.db_url:
+        urls = [hosted.system.database_url for hosted in node.services.values() if hosted.system is not None]
+        result.kept_databases = await _drop_databases_of_a_valid_run(urls, result.valid is True)
+    return result
+
+
+async def _drop_databases_of_a_valid_run(urls: list[str], valid: bool) -> list[str]:
+    """A run's fresh MySQL databases are dropped once it is valid, and kept for a look when it
+    is not (the names are returned)."""
+    if not valid:
+        return [url.rsplit("/", 1)[-1] for url in urls]
+    for url in urls:
+        await drop_database(url)
+    return []
 
 
 def _virtual_later(seconds: float, fn: Callable[[], None]) -> object:

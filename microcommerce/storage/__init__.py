@@ -10,7 +10,7 @@ from .port import (
     StorageError,
     TransientError,
 )
-from .urls import open_database
+from .urls import drop_database, open_database
 
 __all__ = [
     "Database",
@@ -20,6 +20,7 @@ __all__ = [
     "IntegrityError",
     "StorageError",
     "TransientError",
+    "drop_database",
     "migrate",
     "open_database",
 ]

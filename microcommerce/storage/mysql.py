@@ -205,6 +205,16 @@ class MysqlDatabase(_MysqlExecutor, Database):
         finally:
             await _quietly_close(conn)
 
+    async def drop(self) -> None:
+        """Drop the whole database (a harness run's fresh one, once it has been read)."""
+        conn = await self._raw_connect(db=None)
+        try:
+            with _mapped_errors(self._target.address):
+                async with conn.cursor() as cur:
+                    await cur.execute(f"DROP DATABASE IF EXISTS `{self._target.database}`")
+        finally:
+            await _quietly_close(conn)
+
     async def connect(self) -> None:
         if not self._database_created:
             await self._create_database()

@@ -118,3 +118,13 @@ def open_database(url: str, *, pool_size: int = 2) -> Database:
     from .mysql import MysqlDatabase
 
     return MysqlDatabase(url, target)
+
+
+async def drop_database(url: str) -> None:
+    """Drop the MySQL database ``url`` names; an in-memory SQLite one goes with its process."""
+    target = parse_database_url(url)
+    if isinstance(target, SqliteTarget):
+        return
+    from .mysql import MysqlDatabase
+
+    await MysqlDatabase(url, target).drop()

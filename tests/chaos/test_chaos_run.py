@@ -325,10 +325,12 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_cli_help_bad_flags_and_exit_code(tmp_path: Path) -> None:
     assert "--seeds A-B" in _cli("--help", cwd=tmp_path).stdout
     for bad in (["--faults", "bogus"], ["--seeds", "5-2"], ["--duration", "0"], ["--duration", "nan"], ["--nope"],
-                ["--shoppers", "5000"], ["--seed", "-1"], ["--think", "inf"]):
+                ["--shoppers", "5000"], ["--seed", "-1"], ["--think", "inf"], ["--out", "a-file"]):
+        (tmp_path / "a-file").write_text("results cannot go into a file\n")
         done = _cli(*bad, cwd=tmp_path)
         assert done.returncode == 2, (bad, done)
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "chaos run:" not in done.stdout, (bad, done.stdout)  # refused before any run
     done = _cli("--seed", "5", "--duration", "1.5", "--shoppers", "3", "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "replay   microcommerce chaos --seed 5" in done.stdout
