@@ -23,6 +23,7 @@ from microcommerce.contracts.order import MarkOrderPaid
 from microcommerce.contracts.payment import PAYMENT_CREATED
 from microcommerce.errors import Conflict, UpstreamTimeout
 from microcommerce.services.cart import domain as cart_domain
+from microcommerce.services.cart import store as cart_store
 from microcommerce.services.inventory import store as inventory_store
 from microcommerce.services.notification import domain as notification_domain
 from microcommerce.services.notification import store as notification_store
@@ -286,6 +287,21 @@ def test_a_cart_that_keeps_what_a_paid_order_bought_is_caught(monkeypatch: pytes
     example = projections["counterexample"]
     assert example["problem"] == "the cart holds units a paid order bought"
     assert example["quantity"] > example["atMost"] and example["paidOrders"]
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_paid_order_that_empties_the_whole_cart_is_caught(monkeypatch: pytest.MonkeyPatch, runner: str) -> None:
+    async def take_everything(tx, cart_id: int, bought: dict[int, int]) -> None:  # noqa: ANN001
+        await tx.execute("DELETE FROM cart_items WHERE cart_id = ?", cart_id)
+
+    monkeypatch.setattr(cart_store, "take_bought", take_everything)
+    result = run(seed=23, runner=runner)
+    acknowledged = result.checkers["acknowledged-writes"]
+    assert acknowledged["valid"] is False, result.checkers
+    example = acknowledged["counterexample"]
+    assert example["problem"] == "the cart lost units that no paid order bought"
+    assert example["holds"] < example["atLeast"] and example["adds"]
+    assert isinstance(example["cart line"]["product"], int)
 
 
 @pytest.mark.parametrize("runner", RUNNERS)

@@ -235,3 +235,17 @@ def test_a_cart_still_holding_what_a_paid_order_bought_is_named() -> None:
     # The projections checker reports it, besides the audit record and notifications this snapshot lacks.
     assert check_projections(history, _cart_snapshot(3))["problems"] == \
         check_projections(history, _cart_snapshot(1))["problems"] + 1
+
+
+def test_a_cart_that_lost_units_no_paid_order_bought_is_named() -> None:
+    history = [_shop_op(0, "ok", "signup"), _shop_op(1, "ok", "cart_add", productId=5, quantity=2),
+               _shop_op(2, "ok", "cart_add", productId=5, quantity=3)]
+    assert check_acknowledged(history, _cart_snapshot(3))["valid"] is True  # 5 added, order 9 bought 2
+    verdict = check_acknowledged(history, _cart_snapshot(2))
+    assert verdict["valid"] is False
+    example = verdict["counterexample"]
+    assert example["cart line"] == {"user": 3, "product": 5} and example["holds"] == 2
+    assert example["atLeast"] == 3 and example["adds"] == [1, 2] and example["paidOrders"] == [9]
+    # An add whose outcome is unknown may not have landed: it raises no floor.
+    unsure = [*history[:2], _shop_op(2, "info", "cart_add", productId=5, quantity=3)]
+    assert check_acknowledged(unsure, _cart_snapshot(0))["valid"] is True
