@@ -157,13 +157,15 @@ async def _settled(node: Node) -> bool:
 
 
 async def heal(node: Node, timeout: float = HEAL_TIMEOUT_S) -> bool:
-    """Wait until every outbox is settled, every mailbox empty and no payment pending, and it
-    stays so for QUIET_S (the relay's view is as of its last poll, and a stalled handler leaves
-    its mailbox empty until it wakes and commits); False on timeout."""
+    """Wait until every outbox is settled, every mailbox empty, no payment pending and no order
+    waiting on its reservation, and it stays so for QUIET_S (the relay's view is as of its last
+    poll, and a stalled handler leaves its mailbox empty until it wakes and commits); False on
+    timeout. A pending order is work still to come: its reservation lapses on a timer, after
+    the shoppers stopped, and cancels it."""
     deadline = environment.monotonic() + timeout
     quiet_since: float | None = None
     while environment.monotonic() < deadline:
-        if await _settled(node) and not await _pending_payments(node):
+        if await _settled(node) and not await _pending_payments(node) and not await _orders_in_flight(node):
             now = environment.monotonic()
             quiet_since = now if quiet_since is None else quiet_since
             if now - quiet_since >= QUIET_S:
@@ -172,6 +174,12 @@ async def heal(node: Node, timeout: float = HEAL_TIMEOUT_S) -> bool:
             quiet_since = None
         await asyncio.sleep(0.1)
     return False
+
+
+async def _orders_in_flight(node: Node) -> int:
+    rows = await _read(node, node.system("order").database_url,
+                       ["SELECT COUNT(*) AS n FROM orders WHERE status IN ('reserving', 'pending')"])
+    return int(rows[0][0]["n"])
 
 
 async def _pending_payments(node: Node) -> int:
