@@ -165,7 +165,7 @@ async def heal(node: Node, timeout: float = HEAL_TIMEOUT_S) -> bool:
     deadline = environment.monotonic() + timeout
     quiet_since: float | None = None
     while environment.monotonic() < deadline:
-        if await _settled(node) and not await _pending_payments(node) and not await _orders_in_flight(node):
+        if await _settled(node) and not await _pending_payments(node) and not await orders_in_flight(node):
             now = environment.monotonic()
             quiet_since = now if quiet_since is None else quiet_since
             if now - quiet_since >= QUIET_S:
@@ -176,15 +176,16 @@ async def heal(node: Node, timeout: float = HEAL_TIMEOUT_S) -> bool:
     return False
 
 
-async def _orders_in_flight(node: Node) -> int:
-    rows = await _read(node, node.system("order").database_url,
-                       ["SELECT COUNT(*) AS n FROM orders WHERE status IN ('reserving', 'pending')"])
-    return int(rows[0][0]["n"])
+async def orders_in_flight(node: Node) -> int:
+    return await _count(node, "order", "SELECT COUNT(*) AS n FROM orders WHERE status IN ('reserving', 'pending')")
 
 
 async def _pending_payments(node: Node) -> int:
-    rows = await _read(node, node.system("payment").database_url,
-                       ["SELECT COUNT(*) AS n FROM payments WHERE status = 'pending'"])
+    return await _count(node, "payment", "SELECT COUNT(*) AS n FROM payments WHERE status = 'pending'")
+
+
+async def _count(node: Node, service: str, sql: str) -> int:
+    rows = await _read(node, node.system(service).database_url, [sql])
     return int(rows[0][0]["n"])
 
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .faults import FaultPlan
 
-# Per message being handled (a worker handles each in its own task, in either runtime), so
-# they stay right when one thread interleaves many workers.
 MIN_STALL_MS, MAX_STALL_MS = 50, 500
 MAX_STALL_S = MAX_STALL_MS / 1000
 
+# Per message being handled (a worker handles each in its own task, in either runtime), so
+# they stay right when one thread interleaves many workers.
 _service: ContextVar[str | None] = ContextVar("chaos_service", default=None)
 _crash_after: ContextVar[str | None] = ContextVar("chaos_crash_after", default=None)
 

@@ -195,23 +195,19 @@ class MysqlDatabase(_MysqlExecutor, Database):
 
     async def _create_database(self) -> None:
         # Connect without a database first: the pool's connections need it to exist.
-        conn = await self._raw_connect(db=None)
-        try:
-            with _mapped_errors(self._target.address):
-                async with conn.cursor() as cur:
-                    await cur.execute(
-                        f"CREATE DATABASE IF NOT EXISTS `{self._target.database}` CHARACTER SET utf8mb4"
-                    )
-        finally:
-            await _quietly_close(conn)
+        await self._on_server(f"CREATE DATABASE IF NOT EXISTS `{self._target.database}` CHARACTER SET utf8mb4")
 
     async def drop(self) -> None:
         """Drop the whole database (a harness run's fresh one, once it has been read)."""
+        await self._on_server(f"DROP DATABASE IF EXISTS `{self._target.database}`")
+
+    async def _on_server(self, sql: str) -> None:
+        """One statement on a connection to the server, outside any database."""
         conn = await self._raw_connect(db=None)
         try:
             with _mapped_errors(self._target.address):
                 async with conn.cursor() as cur:
-                    await cur.execute(f"DROP DATABASE IF EXISTS `{self._target.database}`")
+                    await cur.execute(sql)
         finally:
             await _quietly_close(conn)
 

@@ -48,17 +48,12 @@ def test_heal_waits_for_the_orders_whose_reservations_lapse_after_the_shoppers_s
     seen: dict[str, int] = {}
     heal, final_read = runner.heal, runner.final_read
 
-    async def pending(node) -> int:  # noqa: ANN001
-        rows = await runner._read(node, node.system("order").database_url,
-                                  ["SELECT COUNT(*) AS n FROM orders WHERE status IN ('reserving', 'pending')"])
-        return int(rows[0][0]["n"])
-
     async def counting_heal(node, *args):  # noqa: ANN001, ANN202
-        seen["when the shoppers stopped"] = await pending(node)
+        seen["when the shoppers stopped"] = await runner.orders_in_flight(node)
         return await heal(node, *args)
 
     async def counting_read(node, healed):  # noqa: ANN001, ANN202
-        seen["at the final read"] = await pending(node)
+        seen["at the final read"] = await runner.orders_in_flight(node)
         return await final_read(node, healed)
 
     monkeypatch.setattr(runner, "heal", counting_heal)
